@@ -1,0 +1,114 @@
+"""Management API for events and sessions (token-authenticated, read-only)."""
+
+from __future__ import annotations
+
+from rest_framework import serializers, viewsets
+
+from apps.events import selectors
+from apps.events.filters import EventFilter, SessionFilter
+from apps.events.models import Event, Session
+from cdp.pagination import NewestFirstCursorPagination
+
+
+class SessionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Session
+        fields = [
+            "id",
+            "source",
+            "distinct_id",
+            "key",
+            "started_at",
+            "last_event_at",
+            "event_count",
+            "referrer",
+            "referring_domain",
+            "landing_page",
+            "utm_source",
+            "utm_medium",
+            "utm_campaign",
+            "utm_term",
+            "utm_content",
+            "browser",
+            "browser_version",
+            "os",
+            "os_version",
+            "device_type",
+            "device_brand",
+            "device_model",
+            "timezone",
+            "locale",
+        ]
+
+
+class EventSessionSerializer(serializers.ModelSerializer):
+    """The session context an event inherits."""
+
+    class Meta:
+        model = Session
+        fields = [
+            "id",
+            "started_at",
+            "referrer",
+            "referring_domain",
+            "landing_page",
+            "utm_source",
+            "utm_medium",
+            "utm_campaign",
+            "browser",
+            "os",
+            "device_type",
+        ]
+
+
+class EventSerializer(serializers.ModelSerializer):
+    session = EventSessionSerializer(read_only=True)
+
+    class Meta:
+        model = Event
+        fields = [
+            "id",
+            "source",
+            "message_id",
+            "event_name",
+            "distinct_id",
+            "category",
+            "timestamp",
+            "received_at",
+            "properties",
+            "context",
+            "session_key",
+            "session",
+            "processed_at",
+        ]
+
+
+class TimestampCursorPagination(NewestFirstCursorPagination):
+    ordering = ("-timestamp", "-id")
+
+
+class StartedAtCursorPagination(NewestFirstCursorPagination):
+    ordering = ("-started_at",)
+
+
+class EventViewSet(viewsets.ReadOnlyModelViewSet):
+    """Stored events, newest first. Filter by distinct_id, event_name, source, category,
+    session and a time range (after, before: ISO-8601)."""
+
+    serializer_class = EventSerializer
+    filterset_class = EventFilter
+    pagination_class = TimestampCursorPagination
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return selectors.event_list()
+
+
+class SessionViewSet(viewsets.ReadOnlyModelViewSet):
+    """Sessions, most recently started first."""
+
+    serializer_class = SessionSerializer
+    filterset_class = SessionFilter
+    pagination_class = StartedAtCursorPagination
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return selectors.session_list()

@@ -1,0 +1,198 @@
+"""Writes on events: ingest a parsed batch, process events, re-dispatch the outbox."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import partial
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from apps.events.incoming import IncomingEvent
+from apps.events.models import Event, Session
+from apps.events.sessions import SessionAssignment, lock_keys, sessions_assign
+from apps.events.storage import events_insert, events_mark_processed
+from apps.events.wire.base import ParsedBatch
+from apps.sources.models import EventSource
+from cdp.errors import DomainError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class IngestResult:
+    accepted: int
+    duplicates: int
+    rejected: list[dict[str, Any]]
+    warnings: list[dict[str, Any]]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+            "warnings": self.warnings,
+        }
+
+
+def events_ingest(*, source: EventSource, batch: ParsedBatch) -> IngestResult:
+    """Store the batch's valid events (one statement) and queue their processing after commit.
+
+    Returns once the events are committed: a 2xx built from this result means durable.
+    Ephemeral sources store nothing: their events go straight to processing."""
+    unique: dict[str, IncomingEvent] = {}
+    for event in batch.events:
+        unique.setdefault(event.message_id, event)
+    if source.ephemeral:
+        _send_ephemeral(list(unique.values()))
+        accepted = len(unique)
+    else:
+        with transaction.atomic():
+            ids = events_insert(list(unique.values()))
+            events_dispatch(ids)
+        accepted = len(ids)
+    return IngestResult(
+        accepted=accepted,
+        duplicates=len(batch.events) - accepted,
+        rejected=batch.rejected,
+        warnings=[w.as_dict() for w in batch.warnings],
+    )
+
+
+# --- dispatch -----------------------------------------------------------------------------------
+
+
+def _chunks(ids: Sequence[int], size: int) -> Iterable[list[int]]:
+    for start in range(0, len(ids), size):
+        yield list(ids[start : start + size])
+
+
+def _send_process(event_ids: Sequence[int]) -> bool:
+    """Queue processing of the events. A broker failure is logged, not raised: the events are
+    committed and the periodic redispatch will queue them again."""
+    from apps.events.tasks import process_events
+
+    try:
+        for chunk in _chunks(event_ids, settings.CDP_PROCESS_BATCH_SIZE):
+            process_events.delay(chunk)
+    except Exception as exc:  # kombu/redis raise many kinds; all mean "not queued"
+        logger.warning(
+            "Could not queue processing of %d events (%s); the redispatcher will retry",
+            len(event_ids),
+            exc,
+        )
+        return False
+    return True
+
+
+def events_dispatch(event_ids: Sequence[int]) -> None:
+    """Queue processing of stored events once the current transaction commits."""
+    if event_ids:
+        transaction.on_commit(partial(_send_process, list(event_ids)))
+
+
+def _send_ephemeral(events: list[IncomingEvent]) -> None:
+    from apps.events.tasks import process_ephemeral_events
+
+    if not events:
+        return
+    try:
+        process_ephemeral_events.delay([e.as_task_payload() for e in events])
+    except Exception as exc:  # nothing is stored for ephemeral sources: the client must retry
+        logger.warning("Could not queue %d ephemeral events: %s", len(events), exc)
+        raise DomainError(
+            "Processing is unavailable and this source stores nothing: retry later",
+            code="processing_unavailable",
+            status_code=503,
+            headers={"Retry-After": "5"},
+        ) from exc
+
+
+def events_redispatch_unprocessed(
+    *, older_than: timedelta | None = None, limit: int = 100_000
+) -> int:
+    """Queue again events left unprocessed (broker down, worker killed). Returns how many."""
+    if older_than is None:
+        older_than = timedelta(seconds=settings.CDP_REDISPATCH_AFTER_SECONDS)
+    cutoff = timezone.now() - older_than
+    ids = list(
+        Event.objects.filter(processed_at__isnull=True, received_at__lte=cutoff)
+        .order_by("received_at")
+        .values_list("id", flat=True)[:limit]
+    )
+    if ids and _send_process(ids):
+        logger.info("Re-dispatched %d unprocessed events", len(ids))
+        return len(ids)
+    return 0
+
+
+# --- processing ---------------------------------------------------------------------------------
+
+
+def _lock_name_to_key(name: str) -> int:
+    return int.from_bytes(
+        hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True
+    )
+
+
+def _hold_locks(names: Iterable[str]) -> None:
+    """Serialize processing per person (and per client session) until the transaction ends.
+
+    PostgreSQL: transaction-level advisory locks, taken in one sorted order so two workers can't
+    deadlock. SQLite lets one writer in at a time, which already serializes processing."""
+    if connection.vendor != "postgresql":
+        return
+    keys = sorted({_lock_name_to_key(name) for name in names})
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k", [keys])
+
+
+def _sources_of(source_ids: Iterable[Any]) -> dict[str, EventSource]:
+    return {str(s.pk): s for s in EventSource.objects.filter(pk__in=set(source_ids))}
+
+
+def _save_sessions(assignment: SessionAssignment) -> None:
+    if assignment.new:
+        Session.objects.bulk_create(assignment.new.values())
+    if assignment.changed:
+        Session.objects.bulk_update(
+            assignment.changed.values(), ["started_at", "last_event_at", "event_count"]
+        )
+
+
+def events_process(*, event_ids: Sequence[int]) -> int:
+    """Enrich and sessionize stored events, then mark them processed. Idempotent: events
+    already processed, or being processed by another worker, are skipped. Returns how many."""
+    with transaction.atomic():
+        query = Event.objects.filter(id__in=event_ids, processed_at__isnull=True).only(
+            "id", "source_id", "distinct_id", "timestamp", "context", "session_key"
+        )
+        if connection.features.has_select_for_update_skip_locked:
+            query = query.select_for_update(skip_locked=True, of=("self",))
+        events = list(query.order_by("id"))
+        if not events:
+            return 0
+        _hold_locks(lock_keys(events))
+        assignment = sessions_assign(events, sources=_sources_of(e.source_id for e in events))
+        _save_sessions(assignment)
+        events_mark_processed(
+            [e.id for e in events],
+            [assignment.session_of[i].id for i in range(len(events))],
+            timezone.now(),
+        )
+    return len(events)
+
+
+def events_process_ephemeral(*, events: Sequence[IncomingEvent]) -> int:
+    """Process events of an ephemeral source: sessions are kept, the events are not."""
+    with transaction.atomic():
+        _hold_locks(lock_keys(events))
+        assignment = sessions_assign(events, sources=_sources_of(e.source_id for e in events))
+        _save_sessions(assignment)
+    return len(events)

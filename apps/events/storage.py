@@ -1,0 +1,118 @@
+"""The bulk insert of a batch: one statement, dedupe by the (source, message_id) constraint.
+
+PostgreSQL gets the batch as one array per column (INSERT ... SELECT FROM unnest), which keeps
+the statement and its plan the same whatever the batch size; SQLite gets a multi-row VALUES.
+Both skip rows whose message was stored before and return the ids of the rows they inserted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from django.db import connection
+
+from apps.events.incoming import IncomingEvent
+from apps.events.models import Event
+
+_COLUMNS = (
+    "source_id",
+    "message_id",
+    "event_name",
+    "distinct_id",
+    "category",
+    "timestamp",
+    "received_at",
+    "properties",
+    "context",
+    "session_key",
+)
+_TABLE = Event._meta.db_table
+
+_PG_INSERT = f"""
+INSERT INTO {_TABLE} ({", ".join(_COLUMNS)})
+SELECT * FROM unnest(
+    %s::uuid[], %s::text[], %s::text[], %s::text[], %s::text[],
+    %s::timestamptz[], %s::timestamptz[], %s::jsonb[], %s::jsonb[], %s::text[]
+)
+ON CONFLICT (source_id, message_id) DO NOTHING
+RETURNING id
+"""  # noqa: S608 - table and column names are constants
+
+
+def events_insert(events: Sequence[IncomingEvent]) -> list[int]:
+    """Insert the events; return the ids of those that were new."""
+    if not events:
+        return []
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(_PG_INSERT, _columns(events))
+        else:
+            cursor.execute(*_values_insert(events))
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _columns(events: Sequence[IncomingEvent]) -> list[list[object]]:
+    return [
+        [e.source_id for e in events],
+        [e.message_id for e in events],
+        [e.event_name for e in events],
+        [e.distinct_id for e in events],
+        [e.category for e in events],
+        [e.timestamp for e in events],
+        [e.received_at for e in events],
+        [e.properties_json for e in events],
+        [e.context_json for e in events],
+        [e.session_key for e in events],
+    ]
+
+
+def _values_insert(events: Sequence[IncomingEvent]) -> tuple[str, list[object]]:
+    ops = connection.ops
+    placeholders = "(" + ", ".join(["%s"] * len(_COLUMNS)) + ")"
+    sql = (
+        f"INSERT INTO {_TABLE} ({', '.join(_COLUMNS)}) VALUES "  # noqa: S608 - constants
+        + ", ".join([placeholders] * len(events))
+        + " ON CONFLICT (source_id, message_id) DO NOTHING RETURNING id"
+    )
+    params: list[object] = []
+    for e in events:
+        params.extend(
+            (
+                e.source_id.replace("-", ""),  # Django stores UUIDs as 32 hex digits here
+                e.message_id,
+                e.event_name,
+                e.distinct_id,
+                e.category,
+                ops.adapt_datetimefield_value(e.timestamp),
+                ops.adapt_datetimefield_value(e.received_at),
+                e.properties_json,
+                e.context_json,
+                e.session_key,
+            )
+        )
+    return sql, params
+
+
+def events_mark_processed(
+    event_ids: Sequence[int], session_ids: Sequence[object], processed_at: object
+) -> None:
+    """Set each event's session and processed_at in one statement (PostgreSQL) or one
+    prepared statement run per row (SQLite)."""
+    if not event_ids:
+        return
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"UPDATE {_TABLE} AS e SET session_id = u.sid, processed_at = %s "  # noqa: S608
+                "FROM unnest(%s::bigint[], %s::uuid[]) AS u(id, sid) WHERE e.id = u.id",
+                [processed_at, list(event_ids), [str(s) for s in session_ids]],
+            )
+        else:
+            when = connection.ops.adapt_datetimefield_value(processed_at)
+            cursor.executemany(
+                f"UPDATE {_TABLE} SET session_id = %s, processed_at = %s WHERE id = %s",  # noqa: S608
+                [
+                    (str(s).replace("-", ""), when, event_id)
+                    for event_id, s in zip(event_ids, session_ids, strict=True)
+                ],
+            )

@@ -1,0 +1,1 @@
+"""Wire formats: each parses its own request shape into IncomingEvents."""

@@ -1,0 +1,45 @@
+"""Writes on event sources."""
+
+from django.db import transaction
+from django.utils import timezone
+
+from apps.sources import selectors
+from apps.sources.models import EventSource, generate_write_key
+
+
+def source_create(
+    *,
+    name: str,
+    ephemeral: bool = False,
+    requires_consent: bool = False,
+    allowed_origins: list[str] | None = None,
+    session_timeout_minutes: int = 30,
+) -> EventSource:
+    source = EventSource(
+        name=name,
+        ephemeral=ephemeral,
+        requires_consent=requires_consent,
+        allowed_origins=allowed_origins or [],
+        session_timeout_minutes=session_timeout_minutes,
+    )
+    source.full_clean()
+    source.save()
+    return source
+
+
+def source_rotate_write_key(*, source: EventSource) -> EventSource:
+    """Give the source a new write key; the old one stops working at once in this process and
+    within CDP_SOURCE_CACHE_SECONDS in the others."""
+    old_key = source.write_key
+    source.write_key = generate_write_key()
+    source.write_key_rotated_at = timezone.now()
+    source.save(update_fields=["write_key", "write_key_rotated_at", "updated_at"])
+    transaction.on_commit(lambda: selectors.source_cache_clear(old_key))
+    return source
+
+
+def source_set_enabled(*, source: EventSource, enabled: bool) -> EventSource:
+    source.enabled = enabled
+    source.save(update_fields=["enabled", "updated_at"])
+    transaction.on_commit(lambda: selectors.source_cache_clear(source.write_key))
+    return source

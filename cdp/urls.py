@@ -1,0 +1,37 @@
+"""Root URLs: tracking endpoints, the management API (/api/v1/), its schema and docs, admin."""
+
+from django.contrib import admin
+from django.db import connection
+from django.http import HttpRequest, JsonResponse
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from apps.events import urls as event_urls
+from apps.sources import urls as source_urls
+
+
+def healthz(request: HttpRequest) -> JsonResponse:
+    """Liveness: the process answers (no database access)."""
+    return JsonResponse({"status": "ok"})
+
+
+def readyz(request: HttpRequest) -> JsonResponse:
+    """Readiness: the database answers."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception as exc:
+        return JsonResponse({"status": "unavailable", "database": str(exc)}, status=503)
+    return JsonResponse({"status": "ok"})
+
+
+urlpatterns = [
+    *event_urls.tracking_urlpatterns,
+    path("api/v1/", include(event_urls.api_urlpatterns)),
+    path("api/v1/", include(source_urls.api_urlpatterns)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("admin/", admin.site.urls),
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
+]
