@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "apps.sources",
     "apps.events",
+    "apps.profiles",
 ]
 
 MIDDLEWARE = [
@@ -205,6 +206,12 @@ CDP_PROCESS_BATCH_SIZE = env.int("CDP_PROCESS_BATCH_SIZE", default=1000)
 CDP_TRUSTED_PROXY_COUNT = env.int("CDP_TRUSTED_PROXY_COUNT", default=0)
 # Seconds a write key stays cached in each web process (rotation/disable take this long).
 CDP_SOURCE_CACHE_SECONDS = env.int("CDP_SOURCE_CACHE_SECONDS", default=5)
+# Traits that are personal data: people operations store them as private traits, shown only
+# to users with the "view private traits" permission.
+CDP_PRIVATE_TRAITS = env.list(
+    "CDP_PRIVATE_TRAITS",
+    default=["email", "phone", "name", "first_name", "last_name", "address", "birthday"],
+)
 
 LOGGING = {
     "version": 1,

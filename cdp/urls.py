@@ -7,6 +7,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from apps.events import urls as event_urls
+from apps.profiles import urls as profile_urls
 from apps.sources import urls as source_urls
 
 
@@ -27,8 +28,10 @@ def readyz(request: HttpRequest) -> JsonResponse:
 
 urlpatterns = [
     *event_urls.tracking_urlpatterns,
+    *profile_urls.tracking_urlpatterns,
     path("api/v1/", include(event_urls.api_urlpatterns)),
     path("api/v1/", include(source_urls.api_urlpatterns)),
+    path("api/v1/", include(profile_urls.api_urlpatterns)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("admin/", admin.site.urls),

@@ -1,6 +1,8 @@
 """Reads on events and sessions."""
 
-from django.db.models import QuerySet
+from typing import Any
+
+from django.db.models import Count, Max, Min, QuerySet
 
 from apps.events.models import Event, Session
 
@@ -11,3 +13,18 @@ def event_list() -> QuerySet[Event]:
 
 def session_list() -> QuerySet[Session]:
     return Session.objects.all()
+
+
+def event_stats_for(*, distinct_ids: list[str]) -> dict[str, Any]:
+    """First/last seen, event and session counts over the events of these distinct ids."""
+    events = Event.objects.filter(distinct_id__in=distinct_ids)
+    stats = events.aggregate(
+        first_seen=Min("timestamp"), last_seen=Max("timestamp"), event_count=Count("id")
+    )
+    stats["session_count"] = Session.objects.filter(distinct_id__in=distinct_ids).count()
+    return stats
+
+
+def event_timeline(*, distinct_ids: list[str]) -> Any:
+    """The events of a person (all their distinct ids), newest first."""
+    return Event.objects.filter(distinct_id__in=distinct_ids).select_related("session")

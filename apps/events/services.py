@@ -19,6 +19,8 @@ from apps.events.models import Event, Session
 from apps.events.sessions import SessionAssignment, lock_keys, sessions_assign
 from apps.events.storage import events_insert, events_mark_processed
 from apps.events.wire.base import ParsedBatch
+from apps.profiles import identification
+from apps.profiles import services as profile_services
 from apps.sources.models import EventSource
 from cdp.errors import DomainError
 
@@ -166,21 +168,41 @@ def _save_sessions(assignment: SessionAssignment) -> None:
         )
 
 
+def _process(events: Sequence[Any]) -> SessionAssignment:
+    """The processing steps, in order, under the per-person locks: sessions, then profiles
+    (identity resolution, merges, stats, groups)."""
+    _hold_locks(lock_keys(events) | profile_services.profile_lock_names(events))
+    assignment = sessions_assign(events, sources=_sources_of(e.source_id for e in events))
+    _save_sessions(assignment)
+    profile_services.profiles_process_events(
+        events=events,
+        new_session_people=[s.distinct_id for s in assignment.new.values()],
+        points=identification.points_enabled(),
+    )
+    return assignment
+
+
 def events_process(*, event_ids: Sequence[int]) -> int:
     """Enrich and sessionize stored events, then mark them processed. Idempotent: events
     already processed, or being processed by another worker, are skipped. Returns how many."""
     with transaction.atomic():
         query = Event.objects.filter(id__in=event_ids, processed_at__isnull=True).only(
-            "id", "source_id", "distinct_id", "timestamp", "context", "session_key"
+            "id",
+            "source_id",
+            "message_id",
+            "event_name",
+            "distinct_id",
+            "timestamp",
+            "properties",
+            "context",
+            "session_key",
         )
         if connection.features.has_select_for_update_skip_locked:
             query = query.select_for_update(skip_locked=True, of=("self",))
         events = list(query.order_by("id"))
         if not events:
             return 0
-        _hold_locks(lock_keys(events))
-        assignment = sessions_assign(events, sources=_sources_of(e.source_id for e in events))
-        _save_sessions(assignment)
+        assignment = _process(events)
         events_mark_processed(
             [e.id for e in events],
             [assignment.session_of[i].id for i in range(len(events))],
@@ -192,7 +214,5 @@ def events_process(*, event_ids: Sequence[int]) -> int:
 def events_process_ephemeral(*, events: Sequence[IncomingEvent]) -> int:
     """Process events of an ephemeral source: sessions are kept, the events are not."""
     with transaction.atomic():
-        _hold_locks(lock_keys(events))
-        assignment = sessions_assign(events, sources=_sources_of(e.source_id for e in events))
-        _save_sessions(assignment)
+        _process(events)
     return len(events)

@@ -159,3 +159,62 @@ def parse_event(
         properties_json=properties_json,
         context_json=context_json,
     )
+
+
+def _single(payload: Any) -> dict[str, Any]:
+    if not isinstance(payload, dict):
+        raise DomainError(
+            f"The body must be a JSON object, not {json_type(payload)}", code="invalid_body"
+        )
+    return payload
+
+
+def _parse_special(
+    payload: dict[str, Any],
+    envelope: Envelope,
+    event_name: str,
+    category: str,
+    properties: dict[str, Any],
+) -> ParsedBatch:
+    """An identity call becomes an event of the pipeline (stored, processed in order)."""
+    raw = {
+        "event_name": event_name,
+        "category": category,
+        "distinct_id": payload.get("distinct_id"),
+        "timestamp": payload.get("timestamp"),
+        "sent_at": payload.get("sent_at"),
+        "message_id": payload.get("message_id"),
+        "context": payload.get("context"),
+        "properties": properties,
+    }
+    result = ParsedBatch()
+    try:
+        result.events.append(parse_event(raw, 0, envelope, result))
+    except Rejection as exc:
+        raise DomainError(exc.error, field=exc.field) from None
+    return result
+
+
+def parse_identify(payload: Any, envelope: Envelope) -> ParsedBatch:
+    """POST /api/identify {distinct_id, anonymous_id?, traits?, private_traits?}."""
+    payload = _single(payload)
+    properties: dict[str, Any] = {}
+    try:
+        anonymous_id = payload.get("anonymous_id")
+        if anonymous_id is not None:
+            properties["$anonymous_id"] = clean_distinct_id(anonymous_id, "anonymous_id")
+        properties["$set"] = clean_object(payload.get("traits"), "traits")
+        properties["$set_private"] = clean_object(payload.get("private_traits"), "private_traits")
+    except Rejection as exc:
+        raise DomainError(exc.error, field=exc.field) from None
+    return _parse_special(payload, envelope, "$identify", "identify", properties)
+
+
+def parse_alias(payload: Any, envelope: Envelope) -> ParsedBatch:
+    """POST /api/alias {distinct_id, alias}."""
+    payload = _single(payload)
+    try:
+        alias = clean_distinct_id(payload.get("alias"), "alias")
+    except Rejection as exc:
+        raise DomainError(exc.error, field=exc.field) from None
+    return _parse_special(payload, envelope, "$create_alias", "identify", {"alias": alias})

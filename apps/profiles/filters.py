@@ -1,0 +1,66 @@
+"""django-filter set for profiles: traits by value (?traits.plan=pro), identified, seen ranges,
+group membership (?group=company:acme)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import django_filters
+from django.db.models import Q, QuerySet
+from rest_framework.exceptions import ValidationError
+
+from apps.profiles.models import Profile, ProfileHistory
+
+
+def _trait_query(key: str, raw: str) -> Q:
+    """Match the trait as the text sent, or as the JSON value it spells (10, true, null)."""
+    lookup = f"traits__{key}"
+    query = Q(**{lookup: raw})
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        return query
+    if not isinstance(parsed, str):
+        query |= Q(**{lookup: parsed})
+    return query
+
+
+class ProfileFilter(django_filters.FilterSet):
+    identified = django_filters.BooleanFilter()
+    first_seen_after = django_filters.IsoDateTimeFilter(field_name="first_seen", lookup_expr="gte")
+    first_seen_before = django_filters.IsoDateTimeFilter(field_name="first_seen", lookup_expr="lt")
+    last_seen_after = django_filters.IsoDateTimeFilter(field_name="last_seen", lookup_expr="gte")
+    last_seen_before = django_filters.IsoDateTimeFilter(field_name="last_seen", lookup_expr="lt")
+    group = django_filters.CharFilter(method="filter_group", help_text="group_key:group_id")
+    distinct_id = django_filters.CharFilter(field_name="identities__distinct_id")
+
+    class Meta:
+        model = Profile
+        fields = ["identified"]
+
+    def filter_group(self, queryset: QuerySet[Profile], name: str, value: str) -> Any:
+        key, sep, group_id = value.partition(":")
+        if not sep or not key or not group_id:
+            raise ValidationError({"group": "use group_key:group_id, e.g. company:acme"})
+        return queryset.filter(
+            memberships__group__group_type__key=key, memberships__group__group_id=group_id
+        )
+
+    def filter_queryset(self, queryset: QuerySet[Profile]) -> Any:
+        queryset = super().filter_queryset(queryset)
+        for param, values in self.data.lists():
+            if not param.startswith("traits."):
+                continue
+            key = param.removeprefix("traits.")
+            if not key or not key.replace("_", "").replace("-", "").isalnum():
+                raise ValidationError({param: "a trait name has letters, digits, - and _"})
+            for raw in values:
+                queryset = queryset.filter(_trait_query(key, raw))
+        return queryset
+
+
+class HistoryFilter(django_filters.FilterSet):
+    class Meta:
+        model = ProfileHistory
+        fields = ["action"]

@@ -1,0 +1,93 @@
+"""Identification points: identifiers (email, phone, ...) found on events that tie profiles
+together. Configured in the admin; applied during processing."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from apps.profiles.models import IdentificationPoint, IdentityKind, Profile
+
+_SPACES = re.compile(r"\s+")
+_PHONE_JUNK = re.compile(r"[^\d+]")
+
+
+def normalize(kind: str, value: Any) -> str:
+    """The canonical form of an identifier, or "" when there is none."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        return ""
+    if kind == IdentificationPoint.Kind.EMAIL:
+        value = _SPACES.sub("", value).lower()
+        return value if "@" in value.strip("@") else ""
+    if kind == IdentificationPoint.Kind.PHONE:
+        value = _PHONE_JUNK.sub("", value.strip())
+        if value.startswith("00"):
+            value = "+" + value[2:]
+        digits = value.lstrip("+")
+        return ("+" if value.startswith("+") else "") + digits if len(digits) >= 6 else ""
+    return value.strip()
+
+
+def identifier_for(point: IdentificationPoint, value: Any) -> str:
+    """The distinct_id an identifier is stored under: "email:ann@example.com", or hashed."""
+    normalized = normalize(point.kind, value)
+    if not normalized:
+        return ""
+    if point.store_hashed:
+        normalized = "sha256:" + hashlib.sha256(normalized.encode()).hexdigest()
+    return f"{point.kind}:{normalized}"[:200]
+
+
+def value_at(event: Any, path: str) -> Any:
+    """Read "properties.email", "context.traits.email" or "traits.email" (= the traits an
+    identify event sets) from an event."""
+    root, _, rest = path.partition(".")
+    if root == "properties":
+        current: Any = event.properties
+    elif root == "context":
+        current = event.context
+    elif root == "traits":
+        current = (event.properties or {}).get("$set") or {}
+    else:
+        return None
+    for part in rest.split(".") if rest else []:
+        if not isinstance(current, dict):
+            return None
+        current = current.get(part)
+    return current
+
+
+def _kind_of(point: IdentificationPoint) -> str:
+    return {
+        IdentificationPoint.Kind.EMAIL: IdentityKind.EMAIL,
+        IdentificationPoint.Kind.PHONE: IdentityKind.PHONE,
+    }.get(point.kind, IdentityKind.CUSTOM)
+
+
+def points_enabled() -> list[IdentificationPoint]:
+    return list(IdentificationPoint.objects.filter(enabled=True))
+
+
+def identification_points_apply(
+    *, events: Sequence[Any], profiles: dict[str, Profile], points: Sequence[IdentificationPoint]
+) -> None:
+    from apps.profiles.services import profile_identify_by
+
+    for event in events:
+        for point in points:
+            if point.source_id and str(point.source_id) != str(event.source_id):
+                continue
+            if point.event_name and point.event_name != event.event_name:
+                continue
+            identifier = identifier_for(point, value_at(event, point.field))
+            if identifier:
+                profile_identify_by(
+                    profile=profiles[event.distinct_id],
+                    identifier=identifier,
+                    kind=_kind_of(point),
+                    triggered_by=f"point {point.name!r}, event {event.message_id}",
+                )
