@@ -143,48 +143,65 @@ def _preflight(request: HttpRequest) -> HttpResponse:
 
 
 TrackingHandler = Callable[[HttpRequest, Any, EventSource, Envelope], HttpResponse]
+ErrorRenderer = Callable[[DomainError], HttpResponse]
+BodyAuthenticator = Callable[[Any], EventSource]
 
 
-def tracking_endpoint(handler: TrackingHandler) -> Callable[[HttpRequest], HttpResponse]:
+def source_from_write_key(payload: Any) -> EventSource:
+    """The source of a body that carries its write key as writeKey (when no header did)."""
+    return authenticate(write_key_from_body(payload))
+
+
+def tracking_endpoint(
+    handler: TrackingHandler | None = None,
+    *,
+    max_request_bytes: int | None = None,
+    render_error: ErrorRenderer = error_response,
+    source_from_body: BodyAuthenticator = source_from_write_key,
+) -> Any:
     """Wrap a wire format's handler with what all tracking endpoints do the same way: CORS,
-    body limits and decoding, write-key authentication, origin check, and the error contract
-    (bad input is a 4xx with the reason; storage down is a 503; never a 500)."""
+    body limits and decoding, authentication, origin check, and the error contract (bad input
+    is a 4xx with the reason; storage down is a 503; never a 500). Wire formats that differ
+    (size limits, error shape, a source id instead of a write key) say so in the arguments."""
 
-    @csrf_exempt
-    @wraps(handler)
-    def view(request: HttpRequest) -> HttpResponse:
-        if request.method == "OPTIONS":
-            return _preflight(request)
-        if request.method != "POST":
-            response = error_response(
-                DomainError("Use POST", code="method_not_allowed", status_code=405)
-            )
-            response["Allow"] = "POST, OPTIONS"
-            return _with_cors(request, response)
-        received_at = timezone.now()
-        try:
-            header_key = write_key_from_headers(request)
-            source = authenticate(header_key) if header_key else None
-            payload = body.parse_json(
-                body.read_body(request, max_bytes=settings.CDP_MAX_REQUEST_BYTES)
-            )
-            if source is None:
-                source = authenticate(write_key_from_body(payload))
-            check_origin(request, source)
-            response = handler(request, payload, source, envelope_for(request, source, received_at))
-        except DomainError as exc:
-            response = error_response(exc)
-        except DatabaseError as exc:
-            if not isinstance(exc, OperationalError | InterfaceError):
-                logger.exception("Unexpected database error on a tracking request")
-            response = error_response(
-                DomainError(
-                    "Storage is unavailable; nothing was stored: retry later",
-                    code="storage_unavailable",
-                    status_code=503,
-                    headers={"Retry-After": "5"},
+    def decorate(handler: TrackingHandler) -> Callable[[HttpRequest], HttpResponse]:
+        @csrf_exempt
+        @wraps(handler)
+        def view(request: HttpRequest) -> HttpResponse:
+            if request.method == "OPTIONS":
+                return _preflight(request)
+            if request.method != "POST":
+                response = render_error(
+                    DomainError("Use POST", code="method_not_allowed", status_code=405)
                 )
-            )
-        return _with_cors(request, response)
+                response["Allow"] = "POST, OPTIONS"
+                return _with_cors(request, response)
+            received_at = timezone.now()
+            limit = max_request_bytes or settings.CDP_MAX_REQUEST_BYTES
+            try:
+                header_key = write_key_from_headers(request)
+                source = authenticate(header_key) if header_key else None
+                payload = body.parse_json(body.read_body(request, max_bytes=limit))
+                if source is None:
+                    source = source_from_body(payload)
+                check_origin(request, source)
+                envelope = envelope_for(request, source, received_at)
+                response = handler(request, payload, source, envelope)
+            except DomainError as exc:
+                response = render_error(exc)
+            except DatabaseError as exc:
+                if not isinstance(exc, OperationalError | InterfaceError):
+                    logger.exception("Unexpected database error on a tracking request")
+                response = render_error(
+                    DomainError(
+                        "Storage is unavailable; nothing was stored: retry later",
+                        code="storage_unavailable",
+                        status_code=503,
+                        headers={"Retry-After": "5"},
+                    )
+                )
+            return _with_cors(request, response)
 
-    return view
+        return view
+
+    return decorate(handler) if handler is not None else decorate

@@ -1,4 +1,4 @@
-"""The native tracking endpoint, POST /api/track."""
+"""Tracking endpoints: native /api/track, the Segment HTTP API (/v1/...), Tracardi /track."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from django.http import HttpRequest, HttpResponse
 
 from apps.events import services
 from apps.events.tracking import check_rate, json_response, tracking_endpoint
-from apps.events.wire import native
+from apps.events.wire import native, segment, tracardi
 from apps.events.wire.base import Envelope
 from apps.sources.models import EventSource
 from cdp.errors import DomainError
@@ -36,3 +36,72 @@ def track(
     check_rate(source, len(batch.events))
     result = services.events_ingest(source=source, batch=batch)
     return json_response(result.as_dict())
+
+
+# --- Segment HTTP tracking API ------------------------------------------------------------------
+
+
+def segment_error(error: DomainError) -> HttpResponse:
+    """Errors as Segment's SDKs parse them (code, message), plus our own error object."""
+    body = {"success": False, "code": error.code, "message": error.message, **error.as_dict()}
+    response = json_response(body, status=error.status_code)
+    for name, value in error.headers.items():
+        response[name] = value
+    return response
+
+
+def _segment_view(call: str | None) -> Any:
+    def handler(
+        request: HttpRequest, payload: Any, source: EventSource, envelope: Envelope
+    ) -> HttpResponse:
+        batch = segment.parse(payload, envelope, call=call)
+        if not batch.events:
+            first = batch.rejected[0]
+            raise DomainError(
+                f"No valid message: {first['field'] or 'message'} {first['error']}",
+                field=first["field"],
+                code="payload_too_large" if batch.only_too_large else "no_valid_event",
+                status_code=413 if batch.only_too_large else 400,
+            )
+        check_rate(source, len(batch.events))
+        result = services.events_ingest(source=source, batch=batch)
+        return json_response({"success": True, **result.as_dict()})
+
+    handler.__name__ = f"segment_{call or 'batch'}"
+    return tracking_endpoint(
+        handler, max_request_bytes=segment.MAX_BATCH_BYTES, render_error=segment_error
+    )
+
+
+segment_track = _segment_view("track")
+segment_identify = _segment_view("identify")
+segment_page = _segment_view("page")
+segment_screen = _segment_view("screen")
+segment_group = _segment_view("group")
+segment_alias = _segment_view("alias")
+segment_batch = _segment_view(None)
+
+
+# --- Tracardi-style /track ----------------------------------------------------------------------
+
+
+@tracking_endpoint(source_from_body=tracardi.source_from_body)
+def tracardi_track(
+    request: HttpRequest, payload: Any, source: EventSource, envelope: Envelope
+) -> HttpResponse:
+    parsed = tracardi.parse(payload, envelope, max_events=settings.CDP_MAX_BATCH_EVENTS)
+    batch = parsed.batch
+    body: dict[str, Any] = {
+        "profile": {"id": parsed.profile_id},
+        "session": {"id": parsed.session_id},
+        "events": [],
+        "errors": batch.rejected,
+        "warnings": [w.as_dict() for w in batch.warnings],
+    }
+    if not batch.events:
+        return json_response(body, status=400)
+    check_rate(source, len(batch.events))
+    result = services.events_ingest(source=source, batch=batch)
+    body["events"] = [e.message_id for e in batch.events]
+    body["accepted"], body["duplicates"] = result.accepted, result.duplicates
+    return json_response(body)

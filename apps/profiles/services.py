@@ -8,8 +8,9 @@ one function here, so no caller can forget half of it.
 from __future__ import annotations
 
 import logging
+import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -494,6 +495,70 @@ def _memberships_add(pairs: Iterable[tuple[Profile, Group]]) -> None:
 
 IDENTIFY_EVENT = "$identify"
 ALIAS_EVENT = "$create_alias"
+SET_EVENT = "$set"
+GROUP_EVENT = "$group"
+
+
+def _props(event: Any) -> dict[str, Any]:
+    return event.properties if isinstance(event.properties, dict) else {}
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _on_identify(event: Any) -> None:
+    props = _props(event)
+    anonymous_id = props.get("$anonymous_id")
+    profile_identify(
+        distinct_id=event.distinct_id,
+        anonymous_id=anonymous_id if isinstance(anonymous_id, str) else "",
+        traits=_dict(props.get("$set")),
+        private_traits=_dict(props.get("$set_private")),
+        at=event.timestamp,
+        triggered_by=f"event {event.message_id}",
+    )
+
+
+def _on_alias(event: Any) -> None:
+    alias = _props(event).get("alias")
+    if isinstance(alias, str) and alias:
+        profile_alias(
+            distinct_id=event.distinct_id, alias=alias, triggered_by=f"event {event.message_id}"
+        )
+
+
+def _on_set(event: Any) -> None:
+    """Traits of a person who is not identified (Segment identify without userId)."""
+    props = _props(event)
+    ops = {"set": _dict(props.get("$set")), "set_once": _dict(props.get("$set_once"))}
+    people_apply(distinct_id=event.distinct_id, ops=ops, at=event.timestamp)
+
+
+def _on_group(event: Any) -> None:
+    """Join a group and set its properties (Segment group calls)."""
+    props = _props(event)
+    key = re.sub(r"[^a-z0-9_-]", "", str(props.get("group_key") or "").lower())[:100]
+    group_id = str(props.get("group_id") or "")[:200]
+    if not key or not group_id:
+        return
+    group_membership_set(
+        distinct_id=event.distinct_id, action="add", group_key=key, group_id=group_id
+    )
+    traits = _dict(props.get("$group_set"))
+    if traits:
+        group_properties_update(
+            group_key=key, group_id=group_id, ops={"set": traits}, at=event.timestamp
+        )
+
+
+# Events that change identity or traits rather than record behaviour, by name.
+IDENTITY_EVENT_HANDLERS: dict[str, Callable[[Any], None]] = {
+    IDENTIFY_EVENT: _on_identify,
+    ALIAS_EVENT: _on_alias,
+    SET_EVENT: _on_set,
+    GROUP_EVENT: _on_group,
+}
 
 
 @dataclass(slots=True)
@@ -524,22 +589,9 @@ def profiles_process_events(
     profile stats. Runs inside processing's transaction, under its per-distinct_id locks."""
     ordered = sorted(events, key=lambda e: e.timestamp)
     for event in ordered:
-        if event.event_name == IDENTIFY_EVENT:
-            props = event.properties
-            profile_identify(
-                distinct_id=event.distinct_id,
-                anonymous_id=props.get("$anonymous_id") or "",
-                traits=props.get("$set") or {},
-                private_traits=props.get("$set_private") or {},
-                at=event.timestamp,
-                triggered_by=f"event {event.message_id}",
-            )
-        elif event.event_name == ALIAS_EVENT and isinstance(event.properties.get("alias"), str):
-            profile_alias(
-                distinct_id=event.distinct_id,
-                alias=event.properties["alias"],
-                triggered_by=f"event {event.message_id}",
-            )
+        handler = IDENTITY_EVENT_HANDLERS.get(event.event_name)
+        if handler is not None:
+            handler(event)
 
     profiles = identities_resolve({e.distinct_id for e in ordered})
     if points:

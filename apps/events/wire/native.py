@@ -77,6 +77,8 @@ def parse_event(
     result: ParsedBatch,
     batch_sent_at: Any = None,
     batch_context: dict[str, Any] | None = None,
+    *,
+    strip_reserved: bool = True,
 ) -> IncomingEvent:
     if not isinstance(raw, dict):
         raise Rejection(None, f"an event must be an object, not {json_type(raw)}")
@@ -115,7 +117,7 @@ def parse_event(
         result.warnings.append(Warning(index, "timestamp", time_warning))
 
     properties = clean_object(raw.get("properties"), "properties")
-    reserved = RESERVED_PROPERTIES.intersection(properties)
+    reserved = RESERVED_PROPERTIES.intersection(properties) if strip_reserved else ()
     if reserved:
         properties = {k: v for k, v in properties.items() if k not in reserved}
         for name in sorted(reserved):

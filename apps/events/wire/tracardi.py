@@ -1,0 +1,123 @@
+"""Tracardi-style collection: POST /track with {source: {id}, session, profile, context,
+properties, events: [{type, properties, context?, options?}]}. The source id is the key; the
+answer gives the client the profile and session ids to keep."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from apps.events.incoming import (
+    MAX_DISTINCT_ID,
+    MAX_SESSION_ID,
+    Rejection,
+    clean_distinct_id,
+    clean_object,
+    clean_string,
+    json_type,
+)
+from apps.events.wire.base import Envelope, ParsedBatch
+from apps.events.wire.native import parse_event
+from apps.sources import selectors as source_selectors
+from apps.sources.models import EventSource
+from cdp.errors import DomainError
+
+
+@dataclass(slots=True)
+class TracardiBatch:
+    batch: ParsedBatch
+    profile_id: str
+    session_id: str
+
+
+def _id_of(value: Any, field: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise DomainError(f"must be an object with an id, not {json_type(value)}", field=field)
+    return value.get("id")
+
+
+def source_from_body(payload: Any) -> EventSource:
+    """The source named by {"source": {"id": ...}}: its id acts as the key."""
+    source_id = _id_of(payload.get("source"), "source") if isinstance(payload, dict) else None
+    if not isinstance(source_id, str) or not source_id:
+        raise DomainError(
+            "source.id is required", field="source.id", code="unauthorized", status_code=401
+        )
+    try:
+        uuid.UUID(source_id)
+    except ValueError:
+        raise DomainError(
+            "Unknown source", field="source.id", code="unauthorized", status_code=401
+        ) from None
+    source = source_selectors.source_get_for_id(source_id)
+    if source is None:
+        raise DomainError("Unknown source", field="source.id", code="unauthorized", status_code=401)
+    if not source.enabled:
+        raise DomainError(
+            f"The source {source.name!r} is disabled", code="source_disabled", status_code=401
+        )
+    return source
+
+
+def parse(payload: Any, envelope: Envelope, *, max_events: int) -> TracardiBatch:
+    if not isinstance(payload, dict):
+        raise DomainError("The body must be a JSON object", code="invalid_body")
+    try:
+        profile_id = _id_of(payload.get("profile"), "profile")
+        profile_id = (
+            clean_distinct_id(profile_id, "profile.id")
+            if profile_id is not None
+            else uuid.uuid4().hex
+        )
+        session_id = _id_of(payload.get("session"), "session")
+        session_id = (
+            clean_string(
+                session_id,
+                "session.id",
+                max_length=MAX_SESSION_ID,
+                required=True,
+                allow_number=True,
+            )
+            if session_id is not None
+            else uuid.uuid4().hex
+        )
+        context = clean_object(payload.get("context"), "context")
+        shared_properties = clean_object(payload.get("properties"), "properties")
+    except Rejection as exc:
+        raise DomainError(exc.error, field=exc.field) from None
+    events = payload.get("events")
+    if not isinstance(events, list) or not events:
+        raise DomainError("must be a non-empty array of events", field="events")
+    if len(events) > max_events:
+        raise DomainError(
+            f"has {len(events)} events; the limit is {max_events}",
+            field="events",
+            code="batch_too_large",
+            status_code=413,
+        )
+    assert len(profile_id) <= MAX_DISTINCT_ID
+    result = ParsedBatch()
+    for index, event in enumerate(events):
+        try:
+            if not isinstance(event, dict):
+                raise Rejection(None, f"an event must be an object, not {json_type(event)}")
+            properties = clean_object(event.get("properties"), "properties")
+            raw = {
+                "event_name": event.get("type"),
+                "distinct_id": profile_id,
+                "session_id": session_id,
+                "category": "tracardi",
+                "properties": {**shared_properties, **properties},
+                "context": {**context, **clean_object(event.get("context"), "context")},
+                "timestamp": event.get("time") if isinstance(event.get("time"), str) else None,
+                "message_id": event.get("id"),
+            }
+            result.events.append(parse_event(raw, index, envelope, result, strip_reserved=False))
+        except Rejection as exc:
+            if exc.field == "event_name":
+                exc.field = "type"
+            result.reject(index, exc)
+    return TracardiBatch(batch=result, profile_id=profile_id, session_id=session_id)
