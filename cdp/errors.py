@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from django.http import HttpResponse
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -72,6 +73,11 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     """DRF exception handler: the same {"error": {code, message, field}} shape everywhere."""
     if isinstance(exc, DomainError):
         return Response(exc.as_dict(), status=exc.status_code, headers=exc.headers)
+    # As DRF's handler does, so that the code below sees DRF exceptions with their codes.
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound(*exc.args)
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied(*exc.args)
     response = exception_handler(exc, context)
     if response is None:
         return None
@@ -82,7 +88,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         field = None
         detail = getattr(exc, "detail", str(exc))
         message = str(detail)
-        code = getattr(detail, "code", None) or getattr(exc, "default_code", "error")
+        code = str(getattr(detail, "code", None) or getattr(exc, "default_code", "error"))
     response.data = {"error": {"code": code, "message": message, "field": field}}
     if isinstance(exc, exceptions.ValidationError):
         response.data["error"]["details"] = exc.detail

@@ -4,6 +4,6 @@ from rest_framework.pagination import CursorPagination
 
 
 class NewestFirstCursorPagination(CursorPagination):
-    ordering = ("-id",)
+    ordering: tuple[str, ...] = ("-id",)
     page_size_query_param = "page_size"
     max_page_size = 1000

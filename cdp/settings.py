@@ -180,6 +180,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "cdp.openapi.add_tracking_endpoints",
+    ],
 }
 
 # --- Security (production) --------------------------------------------------------------------
@@ -190,13 +194,18 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = not DEBUG
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
-# Tracking endpoints are exempt: they are called by SDKs without a session.
-SECURE_REDIRECT_EXEMPT = [r"^api/(track|batch)$", r"^healthz$"]
+# Exempt: tracking endpoints (SDKs would turn a redirected POST into a GET) and the health
+# checks a load balancer calls over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^api/(track|batch)$", r"^healthz$", r"^readyz$"]
 
 # --- Ingestion --------------------------------------------------------------------------------
 CDP_MAX_BATCH_EVENTS = env.int("CDP_MAX_BATCH_EVENTS", default=1000)
 CDP_MAX_EVENT_BYTES = env.int("CDP_MAX_EVENT_BYTES", default=32 * 1024)
 CDP_MAX_REQUEST_BYTES = env.int("CDP_MAX_REQUEST_BYTES", default=1024 * 1024)
+# PostgreSQL: how long the insert of a tracking request may wait for a lock or run (lock_timeout
+# and statement_timeout, for that transaction only) before the request answers 503 and the
+# client retries, rather than piling up requests behind a locked table. 0: no limit.
+CDP_INGEST_DB_TIMEOUT_MS = env.int("CDP_INGEST_DB_TIMEOUT_MS", default=5000)
 # Clients more than this far in the future are clamped to the time received (with a warning).
 CDP_MAX_FUTURE_SECONDS = env.int("CDP_MAX_FUTURE_SECONDS", default=24 * 3600)
 # Events still unprocessed this long after they arrived are dispatched again.

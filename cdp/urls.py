@@ -1,7 +1,9 @@
 """Root URLs: tracking endpoints, the management API (/api/v1/), its schema and docs, admin."""
 
+import logging
+
 from django.contrib import admin
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -9,6 +11,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from apps.events import urls as event_urls
 from apps.profiles import urls as profile_urls
 from apps.sources import urls as source_urls
+
+logger = logging.getLogger(__name__)
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -21,8 +25,10 @@ def readyz(request: HttpRequest) -> JsonResponse:
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
-    except Exception as exc:
-        return JsonResponse({"status": "unavailable", "database": str(exc)}, status=503)
+    except DatabaseError:
+        # The reason (hosts, ports) is for the logs, not for anonymous callers.
+        logger.exception("readyz: the database is unavailable")
+        return JsonResponse({"status": "unavailable", "database": "unavailable"}, status=503)
     return JsonResponse({"status": "ok"})
 
 

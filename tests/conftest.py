@@ -12,6 +12,8 @@ import pytest
 from django.core.cache import cache
 from django.db import connection
 from django.test import Client, TestCase
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -19,6 +21,16 @@ from apps.sources import selectors as source_selectors
 from apps.sources import services as source_services
 from apps.sources.models import EventSource
 from cdp.celery import app as celery_app
+
+# Database round trips make examples slow and uneven on a shared machine: no per-example
+# deadline, and a bounded number of examples so the suite stays within CI's time.
+hypothesis_settings.register_profile(
+    "cdp",
+    deadline=None,
+    max_examples=60,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+hypothesis_settings.load_profile("cdp")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -99,7 +99,7 @@ class EventViewSet(viewsets.ReadOnlyModelViewSet):
     filterset_class = EventFilter
     pagination_class = TimestampCursorPagination
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
+    def get_queryset(self):
         return selectors.event_list()
 
 
@@ -110,5 +110,5 @@ class SessionViewSet(viewsets.ReadOnlyModelViewSet):
     filterset_class = SessionFilter
     pagination_class = StartedAtCursorPagination
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
+    def get_queryset(self):
         return selectors.session_list()

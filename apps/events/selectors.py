@@ -28,3 +28,12 @@ def event_stats_for(*, distinct_ids: list[str]) -> dict[str, Any]:
 def event_timeline(*, distinct_ids: list[str]) -> Any:
     """The events of a person (all their distinct ids), newest first."""
     return Event.objects.filter(distinct_id__in=distinct_ids).select_related("session")
+
+
+def session_person(*, source_id: Any, key: str) -> str | None:
+    """The distinct_id of the session a client keyed `key`, if it exists."""
+    return (
+        Session.objects.filter(source_id=source_id, key=key)
+        .values_list("distinct_id", flat=True)
+        .first()
+    )

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -14,7 +15,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from apps.events.incoming import IncomingEvent
+from apps.events.incoming import IncomingEvent, serialize_object
 from apps.events.models import Event, Session
 from apps.events.sessions import SessionAssignment, lock_keys, sessions_assign
 from apps.events.storage import events_insert, events_mark_processed
@@ -65,6 +66,49 @@ def events_ingest(*, source: EventSource, batch: ParsedBatch) -> IngestResult:
         rejected=batch.rejected,
         warnings=[w.as_dict() for w in batch.warnings],
     )
+
+
+def events_emit(
+    *,
+    distinct_id: str,
+    event_name: str,
+    properties: dict[str, Any] | None = None,
+    context: dict[str, Any] | None = None,
+    source: EventSource | None = None,
+    category: str = "internal",
+    message_id: str | None = None,
+    timestamp: datetime | None = None,
+) -> int | None:
+    """Emit an event from inside the platform (segment_entered, a workflow's emit_event).
+
+    It goes through the normal pipeline: stored (in the internal source unless one is given),
+    then processed after the current transaction commits, so rules can route it. A given
+    message_id makes the emission idempotent. Returns the new event's id, or None when that
+    message_id was already stored."""
+    from apps.sources.services import source_internal
+
+    if source is None:
+        source = source_internal()
+    properties, properties_json, _ = serialize_object(properties or {}, "properties")
+    context, context_json, _ = serialize_object(context or {}, "context")
+    now = timezone.now()
+    event = IncomingEvent(
+        source_id=str(source.pk),
+        message_id=message_id or str(uuid.uuid4()),
+        event_name=event_name,
+        distinct_id=distinct_id,
+        timestamp=timestamp or now,
+        received_at=now,
+        category=category,
+        properties=properties,
+        context=context,
+        properties_json=properties_json,
+        context_json=context_json,
+    )
+    with transaction.atomic():
+        ids = events_insert([event])
+        events_dispatch(ids)
+    return ids[0] if ids else None
 
 
 # --- dispatch -----------------------------------------------------------------------------------

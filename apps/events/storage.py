@@ -8,7 +8,10 @@ Both skip rows whose message was stored before and return the ids of the rows th
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
 
+from django.conf import settings
 from django.db import connection
 
 from apps.events.incoming import IncomingEvent
@@ -38,6 +41,12 @@ ON CONFLICT (source_id, message_id) DO NOTHING
 RETURNING id
 """  # noqa: S608 - table and column names are constants
 
+# For the rest of the ingest transaction only (is_local): a locked or stalled events table
+# fails the request fast (503, the client retries) instead of holding a web worker.
+_PG_TIMEOUTS = (
+    "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)"
+)
+
 
 def events_insert(events: Sequence[IncomingEvent]) -> list[int]:
     """Insert the events; return the ids of those that were new."""
@@ -45,6 +54,9 @@ def events_insert(events: Sequence[IncomingEvent]) -> list[int]:
         return []
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
+            timeout = settings.CDP_INGEST_DB_TIMEOUT_MS
+            if timeout and connection.in_atomic_block:
+                cursor.execute(_PG_TIMEOUTS, [f"{timeout}ms", f"{timeout}ms"])
             cursor.execute(_PG_INSERT, _columns(events))
         else:
             cursor.execute(*_values_insert(events))
@@ -66,7 +78,7 @@ def _columns(events: Sequence[IncomingEvent]) -> list[list[object]]:
     ]
 
 
-def _values_insert(events: Sequence[IncomingEvent]) -> tuple[str, list[object]]:
+def _values_insert(events: Sequence[IncomingEvent]) -> tuple[str, list[Any]]:
     ops = connection.ops
     placeholders = "(" + ", ".join(["%s"] * len(_COLUMNS)) + ")"
     sql = (
@@ -94,7 +106,7 @@ def _values_insert(events: Sequence[IncomingEvent]) -> tuple[str, list[object]]:
 
 
 def events_mark_processed(
-    event_ids: Sequence[int], session_ids: Sequence[object], processed_at: object
+    event_ids: Sequence[int], session_ids: Sequence[Any], processed_at: datetime
 ) -> None:
     """Set each event's session and processed_at in one statement (PostgreSQL) or one
     prepared statement run per row (SQLite)."""

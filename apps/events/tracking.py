@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -37,7 +36,7 @@ def write_key_from_headers(request: HttpRequest) -> str:
     if auth[:6].lower() == "basic ":
         try:
             decoded = base64.b64decode(auth[6:].strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # not base64 (binascii.Error), not ASCII, not UTF-8
             raise DomainError(
                 "The Authorization header is not valid Basic credentials",
                 code="unauthorized",
@@ -63,7 +62,10 @@ def authenticate(write_key: str) -> EventSource:
             code="unauthorized",
             status_code=401,
         )
-    source = source_selectors.source_get_for_write_key(write_key[:64])
+    # No stored key is longer than 64 characters or holds NUL, control characters or lone
+    # surrogates (which the database driver would refuse with an error, not a miss).
+    usable = len(write_key) <= 64 and write_key.isprintable()
+    source = source_selectors.source_get_for_write_key(write_key) if usable else None
     if source is None:
         raise DomainError("Unknown write key", code="unauthorized", status_code=401)
     if not source.enabled:

@@ -1,11 +1,11 @@
 """URLs of the events app: tracking endpoints and the management API."""
 
 from django.urls import include, path
-from rest_framework.routers import SimpleRouter
 
 from apps.events import apis, views
+from cdp.routers import OptionalSlashRouter
 
-router = SimpleRouter(trailing_slash="/?")
+router = OptionalSlashRouter()
 router.register("events", apis.EventViewSet, basename="event")
 router.register("sessions", apis.SessionViewSet, basename="session")
 

@@ -7,7 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-from apps.events import services
+from apps.events import selectors, services
 from apps.events.tracking import check_rate, json_response, tracking_endpoint
 from apps.events.wire import native, segment, tracardi
 from apps.events.wire.base import Envelope
@@ -41,9 +41,15 @@ def track(
 # --- Segment HTTP tracking API ------------------------------------------------------------------
 
 
-def segment_error(error: DomainError) -> HttpResponse:
+def segment_error(error: DomainError, **extra: Any) -> HttpResponse:
     """Errors as Segment's SDKs parse them (code, message), plus our own error object."""
-    body = {"success": False, "code": error.code, "message": error.message, **error.as_dict()}
+    body = {
+        "success": False,
+        "code": error.code,
+        "message": error.message,
+        **error.as_dict(),
+        **extra,
+    }
     response = json_response(body, status=error.status_code)
     for name, value in error.headers.items():
         response[name] = value
@@ -57,20 +63,25 @@ def _segment_view(call: str | None) -> Any:
         batch = segment.parse(payload, envelope, call=call)
         if not batch.events:
             first = batch.rejected[0]
-            raise DomainError(
+            error = DomainError(
                 f"No valid message: {first['field'] or 'message'} {first['error']}",
                 field=first["field"],
                 code="payload_too_large" if batch.only_too_large else "no_valid_event",
                 status_code=413 if batch.only_too_large else 400,
+            )
+            return segment_error(
+                error,
+                rejected=batch.rejected,
+                warnings=[w.as_dict() for w in batch.warnings],
             )
         check_rate(source, len(batch.events))
         result = services.events_ingest(source=source, batch=batch)
         return json_response({"success": True, **result.as_dict()})
 
     handler.__name__ = f"segment_{call or 'batch'}"
-    return tracking_endpoint(
-        handler, max_request_bytes=segment.MAX_BATCH_BYTES, render_error=segment_error
-    )
+    # Segment's limits: 32 KB for a single call, 500 KB for a batch (32 KB per message).
+    limit = segment.MAX_BATCH_BYTES if call is None else segment.MAX_MESSAGE_BYTES
+    return tracking_endpoint(handler, max_request_bytes=limit, render_error=segment_error)
 
 
 segment_track = _segment_view("track")
@@ -89,7 +100,20 @@ segment_batch = _segment_view(None)
 def tracardi_track(
     request: HttpRequest, payload: Any, source: EventSource, envelope: Envelope
 ) -> HttpResponse:
-    parsed = tracardi.parse(payload, envelope, max_events=settings.CDP_MAX_BATCH_EVENTS)
+    # The source id in the body is the key, even when a write-key header came along too.
+    if tracardi.source_id(payload) != str(source.pk):
+        raise DomainError(
+            "source.id is not the source of the write key sent",
+            field="source.id",
+            code="unauthorized",
+            status_code=401,
+        )
+    parsed = tracardi.parse(
+        payload,
+        envelope,
+        max_events=settings.CDP_MAX_BATCH_EVENTS,
+        person_of_session=lambda key: selectors.session_person(source_id=source.pk, key=key),
+    )
     batch = parsed.batch
     body: dict[str, Any] = {
         "profile": {"id": parsed.profile_id},
@@ -99,7 +123,15 @@ def tracardi_track(
         "warnings": [w.as_dict() for w in batch.warnings],
     }
     if not batch.events:
-        return json_response(body, status=400)
+        first = batch.rejected[0]
+        status = 413 if batch.only_too_large else 400
+        error = DomainError(
+            f"No valid event: {first['field'] or 'event'} {first['error']}",
+            field=first["field"],
+            code="payload_too_large" if status == 413 else "no_valid_event",
+            status_code=status,
+        )
+        return json_response({**error.as_dict(), **body}, status=status)
     check_rate(source, len(batch.events))
     result = services.events_ingest(source=source, batch=batch)
     body["events"] = [e.message_id for e in batch.events]

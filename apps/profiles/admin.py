@@ -12,6 +12,7 @@ from django.utils.html import format_html, format_html_join
 
 from apps.events import selectors as event_selectors
 from apps.profiles import selectors, services
+from apps.profiles import traits as trait_ops
 from apps.profiles.models import (
     Group,
     GroupType,
@@ -27,9 +28,13 @@ from cdp.errors import DomainError
 TIMELINE_LENGTH = 50
 
 
+def _can_see_private(request: HttpRequest) -> bool:
+    return request.user.has_perm("profiles.view_private_traits")
+
+
 class IdentityInline(admin.TabularInline):
     model = Identity
-    fields = ["distinct_id", "kind", "created_at"]
+    fields = ("distinct_id", "kind", "created_at")
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -57,25 +62,46 @@ class ProfileAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Profile]:
         return super().get_queryset(request).filter(merged_into__isnull=True)
 
+    def get_list_display(self, request: HttpRequest) -> Any:
+        if _can_see_private(request):
+            return ["__str__", "email", *self.list_display[1:]]
+        return list(self.list_display)
+
+    def get_search_fields(self, request: HttpRequest) -> list[str]:
+        # Searching by email without the permission would tell who is a customer.
+        if _can_see_private(request):
+            return list(self.search_fields)
+        return [f for f in self.search_fields if not f.startswith("private_traits")]
+
+    @admin.display(description="Email")
+    def email(self, profile: Profile) -> str:
+        value = (
+            profile.private_traits.get("email")
+            if isinstance(profile.private_traits, dict)
+            else None
+        )
+        return str(value) if value else "-"
+
     def _fields(self, request: HttpRequest) -> list[str]:
-        fields = ["id", "identified", "traits"]
-        if request.user.has_perm("profiles.view_private_traits"):
-            fields.append("private_traits")
+        private = _can_see_private(request)
         return [
-            *fields,
+            "id",
+            "identified",
+            "traits",
+            *(["private_traits"] if private else []),
             "first_seen",
             "last_seen",
             "event_count",
             "session_count",
             "groups_list",
             "merge_history",
-            "timeline",
+            "timeline" if private else "timeline_redacted",
         ]
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:  # type: ignore[override]
         return self._fields(request)
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:  # type: ignore[override]
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return self._fields(request)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -111,6 +137,15 @@ class ProfileAdmin(admin.ModelAdmin):
 
     @admin.display(description=f"Timeline (latest {TIMELINE_LENGTH} events)")
     def timeline(self, profile: Profile) -> str:
+        return self._timeline(profile, show_private=True)
+
+    @admin.display(description=f"Timeline (latest {TIMELINE_LENGTH} events)")
+    def timeline_redacted(self, profile: Profile) -> str:
+        """The timeline for users without the private-traits permission."""
+        return self._timeline(profile, show_private=False)
+
+    def _timeline(self, profile: Profile, *, show_private: bool) -> str:
+        shown = (lambda properties: properties) if show_private else trait_ops.redact_private
         events = event_selectors.event_timeline(
             distinct_ids=selectors.profile_distinct_ids(profile)
         ).order_by("-timestamp")[:TIMELINE_LENGTH]
@@ -122,7 +157,7 @@ class ProfileAdmin(admin.ModelAdmin):
                     e.timestamp.strftime("%Y-%m-%d %H:%M:%S"),
                     e.event_name,
                     e.distinct_id,
-                    str(e.properties)[:200],
+                    str(shown(e.properties))[:200],
                 )
                 for e in events
             ),
@@ -177,6 +212,15 @@ class ProfileMergeAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:  # type: ignore[override]
+        return self.get_readonly_fields(request, obj)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        # The snapshot holds the merged profile's private traits.
+        if _can_see_private(request):
+            return list(self.readonly_fields)
+        return [f for f in self.readonly_fields if f != "merged_snapshot"]
 
     @admin.action(description="Undo the selected merges (split the identities back out)")
     def undo(self, request: HttpRequest, queryset: QuerySet[ProfileMerge]) -> None:

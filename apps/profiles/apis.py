@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from apps.events import selectors as event_selectors
 from apps.events.apis import EventSerializer, TimestampCursorPagination
 from apps.profiles import selectors, services
+from apps.profiles import traits as trait_ops
 from apps.profiles.filters import ProfileFilter
 from apps.profiles.models import Group, MergeTrigger, Profile, ProfileMerge
 from cdp.errors import DomainError
@@ -44,6 +45,18 @@ class ProfileSerializer(serializers.ModelSerializer):
     def get_private_traits(self, profile: Profile) -> dict[str, Any] | None:
         request = self.context.get("request")
         return profile.private_traits if request and can_see_private(request) else None
+
+
+class TimelineEventSerializer(EventSerializer):
+    """An event of a timeline: identify calls carry private traits, hidden without the
+    permission."""
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        request = self.context.get("request")
+        if not (request and can_see_private(request)):
+            data["properties"] = trait_ops.redact_private(data.get("properties"))
+        return data
 
 
 class MergeSerializer(serializers.ModelSerializer):
@@ -121,12 +134,12 @@ class ProfileViewSet(viewsets.ReadOnlyModelViewSet):
     filterset_class = ProfileFilter
     pagination_class = LastSeenCursorPagination
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
+    def get_queryset(self):
         if self.action == "list":
             return selectors.profile_list().distinct()
         return selectors.profile_detail_queryset()
 
-    def get_serializer_class(self):  # type: ignore[no-untyped-def]
+    def get_serializer_class(self):
         return ProfileSerializer if self.action == "list" else ProfileDetailSerializer
 
     def get_object(self) -> Profile:
@@ -148,11 +161,22 @@ class ProfileViewSet(viewsets.ReadOnlyModelViewSet):
             distinct_ids=selectors.profile_distinct_ids(profile)
         )
         page = self.paginate_queryset(events)
-        return self.get_paginated_response(EventSerializer(page, many=True).data)
+        data = TimelineEventSerializer(page, many=True, context={"request": request}).data
+        return self.get_paginated_response(data)
+
+    def _require_change(self, request: Request) -> None:
+        # Merges rewrite who is who: reading profiles is not enough to do that.
+        if not request.user.has_perm("profiles.change_profile"):
+            raise DomainError(
+                "Merging profiles needs the permission to change profiles",
+                code="permission_denied",
+                status_code=403,
+            )
 
     @action(detail=True, methods=["post"], serializer_class=MergeRequestSerializer)
     def merge(self, request: Request, pk: str | None = None) -> Response:
         """Merge another profile into this one (explicit: allowed for two known users)."""
+        self._require_change(request)
         profile = self.get_object()
         body = MergeRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -179,6 +203,7 @@ class ProfileViewSet(viewsets.ReadOnlyModelViewSet):
     )
     def unmerge(self, request: Request, pk: str | None = None) -> Response:
         """Undo one of the merges into this profile: its identities split back out."""
+        self._require_change(request)
         profile = self.get_object()
         body = UnmergeRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -212,7 +237,7 @@ class GroupViewSet(viewsets.ReadOnlyModelViewSet):
     pagination_class = CreatedCursorPagination
     filterset_fields = {"group_type__key": ["exact"], "group_id": ["exact"]}
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
+    def get_queryset(self):
         return selectors.group_list()
 
     @action(

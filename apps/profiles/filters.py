@@ -4,6 +4,7 @@ group membership (?group=company:acme)."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import django_filters
@@ -11,6 +12,8 @@ from django.db.models import Q, QuerySet
 from rest_framework.exceptions import ValidationError
 
 from apps.profiles.models import Profile, ProfileHistory
+
+_TRAIT_NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 
 
 def _trait_query(key: str, raw: str) -> Q:
@@ -26,8 +29,14 @@ def _trait_query(key: str, raw: str) -> Q:
     return query
 
 
+_BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
+
+
 class ProfileFilter(django_filters.FilterSet):
-    identified = django_filters.BooleanFilter()
+    # A typo ("identified=yes") is an error, not a silently ignored filter.
+    identified = django_filters.TypedChoiceFilter(
+        choices=[(value, value) for value in _BOOLEANS], coerce=_BOOLEANS.__getitem__
+    )
     first_seen_after = django_filters.IsoDateTimeFilter(field_name="first_seen", lookup_expr="gte")
     first_seen_before = django_filters.IsoDateTimeFilter(field_name="first_seen", lookup_expr="lt")
     last_seen_after = django_filters.IsoDateTimeFilter(field_name="last_seen", lookup_expr="gte")
@@ -53,8 +62,11 @@ class ProfileFilter(django_filters.FilterSet):
             if not param.startswith("traits."):
                 continue
             key = param.removeprefix("traits.")
-            if not key or not key.replace("_", "").replace("-", "").isalnum():
-                raise ValidationError({param: "a trait name has letters, digits, - and _"})
+            # "__" would turn the rest of the name into an ORM lookup (traits.plan__regex=...).
+            if not _TRAIT_NAME.match(key) or "__" in key:
+                raise ValidationError(
+                    {param: "a trait name has letters, digits, - and single _ between them"}
+                )
             for raw in values:
                 queryset = queryset.filter(_trait_query(key, raw))
         return queryset

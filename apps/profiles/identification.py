@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from apps.profiles.models import IdentificationPoint, IdentityKind, Profile
@@ -43,15 +43,19 @@ def identifier_for(point: IdentificationPoint, value: Any) -> str:
 
 
 def value_at(event: Any, path: str) -> Any:
-    """Read "properties.email", "context.traits.email" or "traits.email" (= the traits an
-    identify event sets) from an event."""
+    """Read "properties.email", "context.traits.email" or "traits.email" (= the traits, public
+    or private, an identify event sets) from an event."""
     root, _, rest = path.partition(".")
     if root == "properties":
         current: Any = event.properties
     elif root == "context":
         current = event.context
     elif root == "traits":
-        current = (event.properties or {}).get("$set") or {}
+        props = event.properties if isinstance(event.properties, dict) else {}
+        current = {}
+        for key in ("$set_once", "$set_private", "$set"):
+            if isinstance(props.get(key), dict):
+                current.update(props[key])
     else:
         return None
     for part in rest.split(".") if rest else []:
@@ -62,21 +66,20 @@ def value_at(event: Any, path: str) -> Any:
 
 
 def _kind_of(point: IdentificationPoint) -> str:
-    return {
+    kinds: dict[str, str] = {
         IdentificationPoint.Kind.EMAIL: IdentityKind.EMAIL,
         IdentificationPoint.Kind.PHONE: IdentityKind.PHONE,
-    }.get(point.kind, IdentityKind.CUSTOM)
+    }
+    return kinds.get(point.kind, IdentityKind.CUSTOM)
 
 
 def points_enabled() -> list[IdentificationPoint]:
     return list(IdentificationPoint.objects.filter(enabled=True))
 
 
-def identification_points_apply(
-    *, events: Sequence[Any], profiles: dict[str, Profile], points: Sequence[IdentificationPoint]
-) -> None:
-    from apps.profiles.services import profile_identify_by
-
+def _matches(
+    events: Sequence[Any], points: Sequence[IdentificationPoint]
+) -> Iterator[tuple[Any, IdentificationPoint, str]]:
     for event in events:
         for point in points:
             if point.source_id and str(point.source_id) != str(event.source_id):
@@ -85,9 +88,23 @@ def identification_points_apply(
                 continue
             identifier = identifier_for(point, value_at(event, point.field))
             if identifier:
-                profile_identify_by(
-                    profile=profiles[event.distinct_id],
-                    identifier=identifier,
-                    kind=_kind_of(point),
-                    triggered_by=f"point {point.name!r}, event {event.message_id}",
-                )
+                yield event, point, identifier
+
+
+def identifiers_of(events: Sequence[Any], points: Sequence[IdentificationPoint]) -> set[str]:
+    """The identifiers the points find on these events (processing locks them)."""
+    return {identifier for _, _, identifier in _matches(events, points)}
+
+
+def identification_points_apply(
+    *, events: Sequence[Any], profiles: dict[str, Profile], points: Sequence[IdentificationPoint]
+) -> None:
+    from apps.profiles.services import profile_identify_by
+
+    for event, point, identifier in _matches(events, points):
+        profile_identify_by(
+            profile=profiles[event.distinct_id],
+            identifier=identifier,
+            kind=_kind_of(point),
+            triggered_by=f"point {point.name!r}, event {event.message_id}",
+        )

@@ -39,8 +39,10 @@ class Profile(models.Model):
         ]
 
     def __str__(self) -> str:
-        label = self.private_traits.get("email") or self.traits.get("name") or ""
-        return f"{label} ({self.pk})" if label else str(self.pk)
+        # No private traits here: __str__ ends up in admin titles, logs and choices, which
+        # users without the private-traits permission see.
+        label = self.traits.get("name") if isinstance(self.traits, dict) else None
+        return f"{label} ({self.pk})" if isinstance(label, str) and label else str(self.pk)
 
 
 class IdentityKind(models.TextChoices):

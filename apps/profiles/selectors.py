@@ -19,7 +19,10 @@ from apps.profiles.services import profile_follow
 
 def profile_get(profile_id: uuid.UUID | str) -> Profile | None:
     """The profile with this id; for a merged profile, the profile it was merged into."""
-    profile = Profile.objects.filter(pk=profile_id).first()
+    try:
+        profile = Profile.objects.filter(pk=uuid.UUID(str(profile_id))).first()
+    except ValueError:
+        return None
     return profile_follow(profile) if profile is not None else None
 
 

@@ -7,6 +7,7 @@ one function here, so no caller can forget half of it.
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
 import uuid
@@ -113,6 +114,12 @@ def _snapshot(profile: Profile) -> dict[str, Any]:
     }
 
 
+def _group_ids(profile: Profile) -> list[int]:
+    return sorted(
+        GroupMembership.objects.filter(profile=profile).values_list("group_id", flat=True)
+    )
+
+
 def _target(profile: Profile) -> trait_ops.TraitTarget:
     return trait_ops.TraitTarget(profile.traits, profile.private_traits, profile.trait_meta)
 
@@ -140,7 +147,12 @@ def profile_merge(
             return profile_merge(
                 survivor=keep, merged=gone, trigger=trigger, triggered_by=triggered_by, user=user
             )
-        snapshot = _snapshot(gone)
+        # Both sides as they were, so an unmerge can give each its own traits and groups back.
+        snapshot = {
+            **_snapshot(gone),
+            "groups": _group_ids(gone),
+            "survivor": {**copy.deepcopy(_snapshot(keep)), "groups": _group_ids(keep)},
+        }
         moved = list(Identity.objects.filter(profile=gone).values_list("distinct_id", flat=True))
         Identity.objects.filter(profile=gone).update(profile=keep)
         already = GroupMembership.objects.filter(profile=keep).values_list("group_id", flat=True)
@@ -204,6 +216,10 @@ def profile_unmerge(*, merge: ProfileMerge, actor: str = "", user: Any = None) -
         Identity.objects.filter(profile=keep, distinct_id__in=merge.moved_distinct_ids).update(
             profile=gone
         )
+        # Profiles merged into `gone` before this merge point at `gone` again.
+        Profile.objects.filter(
+            merged_into=keep, merges_out__survivor=gone, merges_out__undone_at__isnull=True
+        ).update(merged_into=gone)
         snap = merge.merged_snapshot
         gone.traits = snap.get("traits", {})
         gone.private_traits = snap.get("private_traits", {})
@@ -211,8 +227,16 @@ def profile_unmerge(*, merge: ProfileMerge, actor: str = "", user: Any = None) -
         gone.identified = Identity.objects.filter(profile=gone, kind=IdentityKind.USER_ID).exists()
         gone.merged_into = None
         gone.save()
+        before = snap.get("survivor")
+        if before is not None:
+            trait_ops.unmerge_from(
+                _target(keep), before=_snapshot_target(before), taken=_target(gone)
+            )
+            _groups_split(keep, gone, kept=before.get("groups", []), moved=snap.get("groups", []))
         keep.identified = Identity.objects.filter(profile=keep, kind=IdentityKind.USER_ID).exists()
-        keep.save(update_fields=["identified", "updated_at"])
+        keep.save(
+            update_fields=["identified", "traits", "private_traits", "trait_meta", "updated_at"]
+        )
         profile_recount(profile=keep)
         profile_recount(profile=gone)
         merge.undone_at = timezone.now()
@@ -222,6 +246,20 @@ def profile_unmerge(*, merge: ProfileMerge, actor: str = "", user: Any = None) -
         _history(keep, "unmerged", {**detail, "other": str(gone.pk)}, actor, user)
         _history(gone, "unmerged", {**detail, "other": str(keep.pk)}, actor, user)
         return gone
+
+
+def _snapshot_target(snap: dict[str, Any]) -> trait_ops.TraitTarget:
+    return trait_ops.TraitTarget(
+        snap.get("traits", {}), snap.get("private_traits", {}), snap.get("trait_meta", {})
+    )
+
+
+def _groups_split(keep: Profile, gone: Profile, *, kept: list[int], moved: list[int]) -> None:
+    """Give `gone` its groups back; `keep` leaves those it was only in through the merge."""
+    GroupMembership.objects.bulk_create(
+        [GroupMembership(profile=gone, group_id=g) for g in moved], ignore_conflicts=True
+    )
+    GroupMembership.objects.filter(profile=keep, group_id__in=set(moved) - set(kept)).delete()
 
 
 def profile_recount(*, profile: Profile) -> Profile:
@@ -569,9 +607,13 @@ class _Stats:
     sessions: int = 0
 
 
-def profile_lock_names(events: Iterable[Any]) -> set[str]:
-    """Lock names for the identity work of a batch: each distinct_id it touches."""
-    names = set()
+def profile_lock_names(events: Sequence[Any]) -> set[str]:
+    """Lock names for the identity work of a batch: each distinct_id it touches, and each
+    identifier its identification points will look up (two people's events carrying the same
+    email must not both create its identity)."""
+    from apps.profiles.identification import identifiers_of, points_enabled
+
+    names = {f"d:{identifier}" for identifier in identifiers_of(events, points_enabled())}
     for event in events:
         names.add(f"d:{event.distinct_id}")
         props = event.properties if isinstance(event.properties, dict) else {}
@@ -610,9 +652,9 @@ def profiles_process_events(
         entry.first_seen = min(entry.first_seen, event.timestamp)
         entry.last_seen = max(entry.last_seen, event.timestamp)
     for distinct_id in new_session_people:
-        profile = profiles.get(distinct_id)
-        if profile is not None and profile.pk in stats:
-            stats[profile.pk].sessions += 1
+        person = profiles.get(distinct_id)
+        if person is not None and person.pk in stats:
+            stats[person.pk].sessions += 1
     _profile_stats_add(stats)
     _event_groups_join(ordered, profiles)
 
@@ -621,6 +663,22 @@ def _profile_stats_add(stats: dict[uuid.UUID, _Stats]) -> None:
     if not stats:
         return
     locked = _lock_profiles(*stats.keys())
+    moved_on = [p for p in locked.values() if p.merged_into_id is not None]
+    if moved_on:
+        # An explicit merge (not under processing's locks) committed after the identities were
+        # read: the stats belong to the survivor.
+        for profile in moved_on:
+            survivor = profile_follow(profile)
+            entry = stats.pop(profile.pk)
+            if survivor.pk in stats:
+                mine = stats[survivor.pk]
+                mine.events += entry.events
+                mine.sessions += entry.sessions
+                mine.first_seen = min(mine.first_seen, entry.first_seen)
+                mine.last_seen = max(mine.last_seen, entry.last_seen)
+            else:
+                stats[survivor.pk] = entry
+        locked = _lock_profiles(*stats.keys())
     now = timezone.now()
     for pk, entry in stats.items():
         profile = locked[pk]

@@ -104,6 +104,8 @@ def _apply_one(
             return f"the trait is {type(current).__name__}, not a number: can't increment it"
         target.write(key, (current or 0) + value, at, private=private)
     elif op in ("append", "union", "remove"):
+        if op == "remove" and not exists:
+            return None  # nothing to remove from
         if exists and current is not None and not isinstance(current, list):
             return f"the trait is {type(current).__name__}, not a list"
         items = list(current or [])
@@ -118,9 +120,19 @@ def _apply_one(
     return None
 
 
+def _when(meta: dict[str, Any] | None) -> datetime | None:
+    try:
+        return datetime.fromisoformat((meta or {})["at"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def _newer(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
-    """Is write a newer than write b (metadata may be missing for old data)?"""
-    return (a or {}).get("at", "") > (b or {}).get("at", "")
+    """Is write a newer than write b? A write without metadata (old data) is the oldest."""
+    when_a, when_b = _when(a), _when(b)
+    if when_a is None:
+        return False
+    return when_b is None or when_a > when_b
 
 
 def merge_into(survivor: TraitTarget, merged: TraitTarget) -> None:
@@ -147,6 +159,41 @@ def merge_into(survivor: TraitTarget, merged: TraitTarget) -> None:
                     survivor.meta[meta_key] = theirs
 
 
+_MISSING = object()
+
+
+def _write_of(
+    store: dict[str, Any], meta: dict[str, Any], key: str, meta_key: str
+) -> tuple[Any, Any]:
+    return (store.get(key, _MISSING), meta.get(meta_key))
+
+
+def unmerge_from(current: TraitTarget, *, before: TraitTarget, taken: TraitTarget) -> None:
+    """Undo merge_into: a trait the survivor holds because the merge took it from the other
+    profile (same value, same write) goes back to what the survivor had before the merge.
+    Traits written since the merge stay."""
+    for namespace, store, old, theirs in (
+        ("traits", current.public, before.public, taken.public),
+        ("private_traits", current.private, before.private, taken.private),
+    ):
+        if store is None or old is None or theirs is None:
+            continue
+        for key in list(store):
+            meta_key = f"{namespace}.{key}"
+            write = (store[key], current.meta.get(meta_key))
+            if _write_of(theirs, taken.meta, key, meta_key) != write:
+                continue
+            if _write_of(old, before.meta, key, meta_key) == write:
+                continue
+            if key in old:
+                store[key] = old[key]
+                if meta_key in before.meta:
+                    current.meta[meta_key] = before.meta[meta_key]
+            else:
+                del store[key]
+                current.meta.pop(meta_key, None)
+
+
 def validate_operations(ops: dict[str, Any], allowed: Iterable[str] = OPERATIONS) -> dict[str, str]:
     """Shape errors, before anything is applied: {"op": reason}."""
     errors = {}
@@ -160,3 +207,16 @@ def validate_operations(ops: dict[str, Any], allowed: Iterable[str] = OPERATIONS
         elif not isinstance(value, dict):
             errors[op] = "must be an object of trait names to values"
     return errors
+
+
+def redact_private(properties: Any) -> Any:
+    """An event's properties without the private traits identify and people calls carry
+    ($set_private, and private names inside $set / $set_once), for users who may not see PII."""
+    if not isinstance(properties, dict):
+        return properties
+    private = set(settings.CDP_PRIVATE_TRAITS)
+    redacted = {k: v for k, v in properties.items() if k != "$set_private"}
+    for key in ("$set", "$set_once"):
+        if isinstance(redacted.get(key), dict):
+            redacted[key] = {k: v for k, v in redacted[key].items() if k not in private}
+    return redacted

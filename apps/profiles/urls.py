@@ -1,11 +1,11 @@
 """URLs of the profiles app: identity tracking endpoints and the management API."""
 
 from django.urls import include, path
-from rest_framework.routers import SimpleRouter
 
 from apps.profiles import apis, views
+from cdp.routers import OptionalSlashRouter
 
-router = SimpleRouter(trailing_slash="/?")
+router = OptionalSlashRouter()
 router.register("profiles", apis.ProfileViewSet, basename="profile")
 router.register("groups", apis.GroupViewSet, basename="group")
 

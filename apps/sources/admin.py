@@ -11,6 +11,7 @@ from django.utils.html import format_html
 
 from apps.sources import services
 from apps.sources.models import EventSource
+from apps.sources.snippet import tracker_snippet
 
 
 def curl_example(source: EventSource, base_url: str) -> str:
@@ -67,12 +68,12 @@ class EventSourceAdmin(admin.ModelAdmin):
         ("History", {"fields": ["created_at", "updated_at"]}),
     ]
 
-    def get_fieldsets(self, request: HttpRequest, obj: EventSource | None = None):  # type: ignore[no-untyped-def]
+    def get_fieldsets(self, request: HttpRequest, obj: EventSource | None = None):
         if obj is None:  # the key and its example exist once the source is saved
             return [fs for fs in self.fieldsets if fs[0] not in ("Write key", "History")]
         return self.fieldsets
 
-    def get_readonly_fields(self, request: HttpRequest, obj: EventSource | None = None):  # type: ignore[no-untyped-def]
+    def get_readonly_fields(self, request: HttpRequest, obj: EventSource | None = None):
         return self.readonly_fields if obj else ["id"]
 
     @admin.display(description="Write key")
@@ -83,12 +84,17 @@ class EventSourceAdmin(admin.ModelAdmin):
         )
         return format_html(
             '<code style="font-size:1.1em">{}</code>'
-            '<p>Send a first event:</p><pre style="white-space:pre-wrap">{}</pre>',
+            '<p>Send a first event:</p><pre style="white-space:pre-wrap">{}</pre>'
+            "<p>Track a website: paste this before <code>&lt;/head&gt;</code> on every page "
+            "(see docs/tracker.md{}):</p>"
+            '<pre style="white-space:pre-wrap">{}</pre>',
             obj.write_key,
             curl_example(obj, base_url),
+            "; this source requires consent" if obj.requires_consent else "",
+            tracker_snippet(obj, base_url),
         )
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):  # type: ignore[no-untyped-def]
+    def change_view(self, request, object_id, form_url="", extra_context=None):
         self._request = request
         return super().change_view(request, object_id, form_url, extra_context)
 

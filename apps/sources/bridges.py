@@ -37,3 +37,11 @@ REST_API = bridge_register(
         description="Events posted over HTTP to the tracking endpoints with the write key.",
     )
 )
+
+INTERNAL = bridge_register(
+    Bridge(
+        key="internal",
+        name="Internal",
+        description="Events the platform emits itself: segment entries and exits, workflow events.",
+    )
+)

@@ -4,6 +4,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.sources import selectors
+from apps.sources.bridges import INTERNAL
 from apps.sources.models import EventSource, generate_write_key
 
 
@@ -14,6 +15,7 @@ def source_create(
     requires_consent: bool = False,
     allowed_origins: list[str] | None = None,
     session_timeout_minutes: int = 30,
+    rate_limit_per_second: int = 2000,
 ) -> EventSource:
     source = EventSource(
         name=name,
@@ -21,6 +23,7 @@ def source_create(
         requires_consent=requires_consent,
         allowed_origins=allowed_origins or [],
         session_timeout_minutes=session_timeout_minutes,
+        rate_limit_per_second=rate_limit_per_second,
     )
     source.full_clean()
     source.save()
@@ -42,4 +45,19 @@ def source_set_enabled(*, source: EventSource, enabled: bool) -> EventSource:
     source.enabled = enabled
     source.save(update_fields=["enabled", "updated_at"])
     transaction.on_commit(lambda: selectors.source_cache_clear(source.write_key))
+    return source
+
+
+INTERNAL_SOURCE_NAME = "Internal events"
+
+
+def source_internal() -> EventSource:
+    """The source of events the platform emits itself (segment_entered, workflow events).
+
+    Created on first use; it has a write key like any source but nothing outside posts to it."""
+    source = EventSource.objects.filter(bridge=INTERNAL.key).order_by("created_at").first()
+    if source is None:
+        source = EventSource(name=INTERNAL_SOURCE_NAME, bridge=INTERNAL.key)
+        source.full_clean()
+        source.save()
     return source

@@ -8,29 +8,63 @@ alias -> `$create_alias`. userId is the distinct_id when present, else anonymous
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from apps.events.incoming import Rejection, clean_distinct_id, clean_object, json_type
-from apps.events.wire.base import Envelope, ParsedBatch
+import orjson
+
+from apps.events.incoming import (
+    Rejection,
+    clean_distinct_id,
+    clean_object,
+    json_type,
+    parse_timestamp,
+)
+from apps.events.wire.base import Envelope, ParsedBatch, TooLarge
 from apps.events.wire.native import parse_event
 from cdp.errors import DomainError
 
+MAX_MESSAGE_BYTES = 32 * 1024  # one call, or one message of a batch
 MAX_BATCH_BYTES = 500 * 1024
 MAX_BATCH_MESSAGES = 2500  # 500 KB of messages can't hold more than this many useful ones
 TYPES = ("track", "identify", "page", "screen", "group", "alias")
 PAGE_FIELDS = ("url", "path", "title", "referrer", "search")
 DEFAULT_GROUP_TYPE = "company"
+# Our field names as Segment's clients know them, for rejections.
+SEGMENT_FIELDS = {
+    "event_name": "event",
+    "distinct_id": "userId",
+    "message_id": "messageId",
+    "sent_at": "sentAt",
+}
+# Segment's own docs show dates like "2015-2-02T00:30:08.276Z": pad them to ISO-8601.
+_UNPADDED_DATE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})(?=$|[T ])")
+
+
+def _merged(shared: Any, own: dict[str, Any]) -> dict[str, Any]:
+    """A batch's context/integrations merged into a message's: the message wins, key by key,
+    nested objects included."""
+    if not isinstance(shared, dict) or not shared:
+        return own
+    merged = dict(shared)
+    for key, value in own.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merged(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def _context(message: dict[str, Any], shared: dict[str, Any]) -> dict[str, Any]:
-    context = clean_object(message.get("context"), "context")
-    if shared.get("context"):
-        context = {**shared["context"], **context}
-    context = dict(context)
+    context = dict(_merged(shared.get("context"), clean_object(message.get("context"), "context")))
+    # The end user's agent (a server SDK sends its own in the header): enrichment reads it here.
     if "userAgent" in context and "user_agent" not in context:
         context["user_agent"] = context.pop("userAgent")
-    integrations = message.get("integrations", shared.get("integrations"))
-    if isinstance(integrations, dict) and integrations:
+    integrations = message.get("integrations")
+    integrations = _merged(
+        shared.get("integrations"), integrations if isinstance(integrations, dict) else {}
+    )
+    if integrations:
         context["integrations"] = integrations
     return context
 
@@ -50,13 +84,13 @@ def _page_properties(
     message: dict[str, Any], properties: dict[str, Any], context: dict[str, Any], kind: str
 ) -> dict[str, Any]:
     """Page and screen calls: name/category become properties; page fields (url, referrer...)
-    go into context.page, where enrichment and sessions look for them."""
+    are copied into context.page, where enrichment and sessions look for them."""
     properties = dict(properties)
     if kind == "page":
-        page = dict(context.get("page") or {}) if isinstance(context.get("page"), dict) else {}
+        page = dict(context["page"]) if isinstance(context.get("page"), dict) else {}
         for name in PAGE_FIELDS:
             if name in properties:
-                page.setdefault(name, properties.pop(name))
+                page.setdefault(name, properties[name])
         if page:
             context["page"] = page
     for name in ("name", "category"):
@@ -65,10 +99,42 @@ def _page_properties(
     return properties
 
 
+def _time(value: Any) -> Any:
+    if isinstance(value, str):
+        match = _UNPADDED_DATE.match(value)
+        if match:
+            year, month, day = match.groups()
+            value = f"{year}-{int(month):02d}-{int(day):02d}{value[match.end() :]}"
+    return value
+
+
+def _timestamps(message: dict[str, Any], shared: dict[str, Any]) -> tuple[Any, Any]:
+    """(when it happened as the client saw it, the client's send time) for clock-skew correction.
+
+    As Segment does: a `timestamp` passed alone is the original timestamp, corrected by
+    receivedAt - sentAt when sentAt is sent and used as is otherwise. A message that has both
+    (one replayed from a Segment export) carries its already-corrected timestamp: used as is."""
+    original, timestamp = message.get("originalTimestamp"), message.get("timestamp")
+    sent_at = message.get("sentAt") or shared.get("sentAt")
+    if timestamp not in (None, "") and original not in (None, ""):
+        return _time(timestamp), None
+    return _time(original if original not in (None, "") else timestamp), _time(sent_at)
+
+
+def _check_size(message: dict[str, Any]) -> None:
+    try:
+        size = len(orjson.dumps(message))
+    except TypeError:
+        return  # not serializable (out-of-range number, too deep): parse_event says why
+    if size > MAX_MESSAGE_BYTES:
+        raise TooLarge(None, f"the message is {size} bytes; the limit is {MAX_MESSAGE_BYTES}")
+
+
 def to_native(message: Any, shared: dict[str, Any], call: str | None = None) -> dict[str, Any]:
     """One Segment message as a native event (validated further by the native parser)."""
     if not isinstance(message, dict):
         raise Rejection(None, f"a message must be an object, not {json_type(message)}")
+    _check_size(message)
     kind = call or message.get("type")
     if kind not in TYPES:
         raise Rejection("type", f"must be one of {', '.join(TYPES)}")
@@ -85,7 +151,6 @@ def to_native(message: Any, shared: dict[str, Any], call: str | None = None) -> 
         event_name = "page_view" if kind == "page" else "screen_view"
         properties = _page_properties(message, properties, context, kind)
     elif kind == "identify":
-        category = "identify"
         if message.get("userId") in (None, ""):
             event_name, properties = "$set", {"$set": traits}
         else:
@@ -95,15 +160,20 @@ def to_native(message: Any, shared: dict[str, Any], call: str | None = None) -> 
                 properties["$anonymous_id"] = anonymous_id
     elif kind == "group":
         group_id = message.get("groupId")
-        if group_id in (None, "") or not isinstance(group_id, str | int):
+        if group_id in (None, "") or isinstance(group_id, bool):
             raise Rejection("groupId", "is required for a group call")
-        group_type = context.get("groupType") or DEFAULT_GROUP_TYPE
+        if not isinstance(group_id, str | int):
+            raise Rejection("groupId", f"must be a string, not {json_type(group_id)}")
+        group_type = context.get("groupType")
+        if not isinstance(group_type, str) or not group_type:
+            group_type = DEFAULT_GROUP_TYPE
         event_name = "$group"
         properties = {"group_key": group_type, "group_id": str(group_id), "$group_set": traits}
     else:  # alias
         previous = clean_distinct_id(message.get("previousId"), "previousId")
         event_name, category = "$create_alias", "identify"
         properties = {"alias": previous}
+    timestamp, sent_at = _timestamps(message, shared)
     return {
         "event_name": event_name,
         "distinct_id": distinct_id,
@@ -111,10 +181,22 @@ def to_native(message: Any, shared: dict[str, Any], call: str | None = None) -> 
         "properties": properties,
         "context": context,
         "message_id": message.get("messageId"),
-        # originalTimestamp is the device's time; timestamp an explicit override.
-        "timestamp": message.get("originalTimestamp") or message.get("timestamp"),
-        "sent_at": message.get("sentAt") or shared.get("sentAt"),
+        "timestamp": timestamp,
+        "sent_at": sent_at,
     }
+
+
+def _shared(payload: dict[str, Any]) -> dict[str, Any]:
+    """What a batch's messages share: context and integrations (merged), sentAt."""
+    shared = {key: payload.get(key) for key in ("context", "integrations", "sentAt")}
+    for key in ("context", "integrations"):
+        if shared[key] is not None and not isinstance(shared[key], dict):
+            raise DomainError(f"must be an object, not {json_type(shared[key])}", field=key)
+    try:
+        parse_timestamp(_time(shared["sentAt"]), "sentAt")
+    except Rejection as exc:
+        raise DomainError(exc.error, field=exc.field) from None
+    return shared
 
 
 def parse(payload: Any, envelope: Envelope, *, call: str | None) -> ParsedBatch:
@@ -134,9 +216,7 @@ def parse(payload: Any, envelope: Envelope, *, call: str | None) -> ParsedBatch:
                 code="batch_too_large",
                 status_code=413,
             )
-        shared = {key: payload.get(key) for key in ("context", "integrations", "sentAt")}
-        if shared["context"] is not None and not isinstance(shared["context"], dict):
-            raise DomainError("must be an object", field="context")
+        shared = _shared(payload)
     else:
         messages, shared = [payload], {}
     result = ParsedBatch()
@@ -146,5 +226,6 @@ def parse(payload: Any, envelope: Envelope, *, call: str | None) -> ParsedBatch:
             # Segment properties are the customer's own: nothing is stripped from them.
             result.events.append(parse_event(raw, index, envelope, result, strip_reserved=False))
         except Rejection as exc:
+            exc.field = SEGMENT_FIELDS.get(exc.field or "", exc.field)
             result.reject(index, exc)
     return result

@@ -5,11 +5,11 @@ answer gives the client the profile and session ids to keep."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from apps.events.incoming import (
-    MAX_DISTINCT_ID,
     MAX_SESSION_ID,
     Rejection,
     clean_distinct_id,
@@ -39,22 +39,27 @@ def _id_of(value: Any, field: str) -> str | None:
     return value.get("id")
 
 
+def _unauthorized(message: str) -> DomainError:
+    return DomainError(message, field="source.id", code="unauthorized", status_code=401)
+
+
+def source_id(payload: Any) -> str:
+    """The source id of {"source": {"id": ...}}, normalized; 401 when missing or malformed."""
+    value = payload.get("source") if isinstance(payload, dict) else None
+    value = value.get("id") if isinstance(value, dict) else None
+    if not isinstance(value, str) or not value.strip():
+        raise _unauthorized("source.id is required: the id of an event source")
+    try:
+        return str(uuid.UUID(value.strip()))
+    except ValueError:
+        raise _unauthorized("Unknown source") from None
+
+
 def source_from_body(payload: Any) -> EventSource:
     """The source named by {"source": {"id": ...}}: its id acts as the key."""
-    source_id = _id_of(payload.get("source"), "source") if isinstance(payload, dict) else None
-    if not isinstance(source_id, str) or not source_id:
-        raise DomainError(
-            "source.id is required", field="source.id", code="unauthorized", status_code=401
-        )
-    try:
-        uuid.UUID(source_id)
-    except ValueError:
-        raise DomainError(
-            "Unknown source", field="source.id", code="unauthorized", status_code=401
-        ) from None
-    source = source_selectors.source_get_for_id(source_id)
+    source = source_selectors.source_get_for_id(source_id(payload))
     if source is None:
-        raise DomainError("Unknown source", field="source.id", code="unauthorized", status_code=401)
+        raise _unauthorized("Unknown source")
     if not source.enabled:
         raise DomainError(
             f"The source {source.name!r} is disabled", code="source_disabled", status_code=401
@@ -62,17 +67,20 @@ def source_from_body(payload: Any) -> EventSource:
     return source
 
 
-def parse(payload: Any, envelope: Envelope, *, max_events: int) -> TracardiBatch:
+def parse(
+    payload: Any,
+    envelope: Envelope,
+    *,
+    max_events: int,
+    person_of_session: Callable[[str], str | None] = lambda key: None,
+) -> TracardiBatch:
+    """The request's events. Without a profile id, the person of the session sent (when it
+    exists) continues; else a new profile id is made, for the client to keep."""
     if not isinstance(payload, dict):
         raise DomainError("The body must be a JSON object", code="invalid_body")
     try:
-        profile_id = _id_of(payload.get("profile"), "profile")
-        profile_id = (
-            clean_distinct_id(profile_id, "profile.id")
-            if profile_id is not None
-            else uuid.uuid4().hex
-        )
         session_id = _id_of(payload.get("session"), "session")
+        given_session = session_id is not None
         session_id = (
             clean_string(
                 session_id,
@@ -81,9 +89,14 @@ def parse(payload: Any, envelope: Envelope, *, max_events: int) -> TracardiBatch
                 required=True,
                 allow_number=True,
             )
-            if session_id is not None
+            if given_session
             else uuid.uuid4().hex
         )
+        profile_id = _id_of(payload.get("profile"), "profile")
+        if profile_id is not None:
+            profile_id = clean_distinct_id(profile_id, "profile.id")
+        else:
+            profile_id = (given_session and person_of_session(session_id)) or uuid.uuid4().hex
         context = clean_object(payload.get("context"), "context")
         shared_properties = clean_object(payload.get("properties"), "properties")
     except Rejection as exc:
@@ -98,7 +111,6 @@ def parse(payload: Any, envelope: Envelope, *, max_events: int) -> TracardiBatch
             code="batch_too_large",
             status_code=413,
         )
-    assert len(profile_id) <= MAX_DISTINCT_ID
     result = ParsedBatch()
     for index, event in enumerate(events):
         try:
