@@ -132,6 +132,12 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
 }
 CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 1, "socket_timeout": 2}
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# Named queues per workload, so operators can give each its own workers (`make worker` consumes
+# them all): `celery -A cdp worker -Q processing` scales event processing on its own.
+CELERY_TASK_ROUTES = {
+    "apps.events.tasks.process_events": {"queue": "processing"},
+    "apps.events.tasks.process_ephemeral_events": {"queue": "processing"},
+}
 CELERY_BEAT_SCHEDULE = {
     "redispatch-unprocessed-events": {
         "task": "apps.events.tasks.redispatch_unprocessed",
@@ -196,7 +202,13 @@ SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 # Exempt: tracking endpoints (SDKs would turn a redirected POST into a GET) and the health
 # checks a load balancer calls over plain HTTP.
-SECURE_REDIRECT_EXEMPT = [r"^api/(track|batch)$", r"^healthz$", r"^readyz$"]
+SECURE_REDIRECT_EXEMPT = [
+    r"^api/(track|batch|identify|alias|people|groups|groups/properties)/?$",
+    r"^v1/(track|identify|page|screen|group|alias|batch|import)/?$",
+    r"^track/?$",
+    r"^healthz$",
+    r"^readyz$",
+]
 
 # --- Ingestion --------------------------------------------------------------------------------
 CDP_MAX_BATCH_EVENTS = env.int("CDP_MAX_BATCH_EVENTS", default=1000)

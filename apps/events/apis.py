@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers, viewsets
 
 from apps.events import selectors
 from apps.events.filters import EventFilter, SessionFilter
 from apps.events.models import Event, Session
+from apps.profiles import traits as trait_ops
 from cdp.pagination import NewestFirstCursorPagination
 
 
@@ -81,6 +84,14 @@ class EventSerializer(serializers.ModelSerializer):
             "session",
             "processed_at",
         ]
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        """Identify calls carry private traits (PII): hidden without the permission."""
+        data = super().to_representation(instance)
+        request = self.context.get("request")
+        if not (request and request.user.has_perm("profiles.view_private_traits")):
+            data["properties"] = trait_ops.redact_private(data.get("properties"))
+        return data
 
 
 class TimestampCursorPagination(NewestFirstCursorPagination):

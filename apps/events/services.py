@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from apps.events.incoming import IncomingEvent, serialize_object
 from apps.events.models import Event, Session
-from apps.events.sessions import SessionAssignment, lock_keys, sessions_assign
+from apps.events.sessions import ENTRY_FIELDS, SessionAssignment, lock_keys, sessions_assign
 from apps.events.storage import events_insert, events_mark_processed
 from apps.events.wire.base import ParsedBatch
 from apps.profiles import identification
@@ -208,7 +208,8 @@ def _save_sessions(assignment: SessionAssignment) -> None:
         Session.objects.bulk_create(assignment.new.values())
     if assignment.changed:
         Session.objects.bulk_update(
-            assignment.changed.values(), ["started_at", "last_event_at", "event_count"]
+            assignment.changed.values(),
+            ["started_at", "last_event_at", "event_count", *ENTRY_FIELDS],
         )
 
 

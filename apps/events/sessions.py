@@ -47,12 +47,58 @@ def _local_date(moment: datetime, zone: ZoneInfo) -> Any:
     return moment.astimezone(zone).date()
 
 
-def session_from_event(source_id: str, event: SessionizedEvent, key: str = "") -> Session:
-    """A new session that starts with this event and keeps its context."""
+def _entry_details(event: SessionizedEvent) -> dict[str, Any]:
+    """What a session keeps of the event it starts with: how the visitor came, on what."""
     context = event.context
     device = enrichment.device_from_user_agent(enrichment.user_agent(context))
     campaign = enrichment.utm(context)
     ref = enrichment.referrer(context)
+    zone_name = enrichment.context_timezone(context)
+    return {
+        "referrer": ref,
+        "referring_domain": enrichment.referring_domain(ref),
+        "landing_page": enrichment.page_url(context),
+        "utm_source": campaign.get("source", ""),
+        "utm_medium": campaign.get("medium", ""),
+        "utm_campaign": campaign.get("campaign", ""),
+        "utm_term": campaign.get("term", ""),
+        "utm_content": campaign.get("content", ""),
+        "timezone": zone_name if _zone(zone_name) else "",
+        "locale": enrichment.context_locale(context),
+        "browser": device.browser,
+        "browser_version": device.browser_version,
+        "os": device.os,
+        "os_version": device.os_version,
+        "device_type": device.device_type,
+        "device_brand": device.device_brand[:100],
+        "device_model": device.device_model[:100],
+    }
+
+
+# The fields _entry_details sets: saved again when a late, earlier event becomes the entry.
+ENTRY_FIELDS = (
+    "referrer",
+    "referring_domain",
+    "landing_page",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_term",
+    "utm_content",
+    "timezone",
+    "locale",
+    "browser",
+    "browser_version",
+    "os",
+    "os_version",
+    "device_type",
+    "device_brand",
+    "device_model",
+)
+
+
+def session_from_event(source_id: str, event: SessionizedEvent, key: str = "") -> Session:
+    """A new session that starts with this event and keeps its context."""
     session_id = uuid.uuid4()
     return Session(
         id=session_id,
@@ -62,25 +108,7 @@ def session_from_event(source_id: str, event: SessionizedEvent, key: str = "") -
         started_at=event.timestamp,
         last_event_at=event.timestamp,
         event_count=0,
-        referrer=ref,
-        referring_domain=enrichment.referring_domain(ref),
-        landing_page=enrichment.page_url(context),
-        utm_source=campaign.get("source", ""),
-        utm_medium=campaign.get("medium", ""),
-        utm_campaign=campaign.get("campaign", ""),
-        utm_term=campaign.get("term", ""),
-        utm_content=campaign.get("content", ""),
-        timezone=enrichment.context_timezone(context)
-        if _zone(enrichment.context_timezone(context))
-        else "",
-        locale=enrichment.context_locale(context),
-        browser=device.browser,
-        browser_version=device.browser_version,
-        os=device.os,
-        os_version=device.os_version,
-        device_type=device.device_type,
-        device_brand=device.device_brand[:100],
-        device_model=device.device_model[:100],
+        **_entry_details(event),
     )
 
 
@@ -93,6 +121,10 @@ def _fits(session: Session, event: SessionizedEvent, timeout: timedelta) -> bool
     if zone is not None and _local_date(ts, zone) != _local_date(session.started_at, zone):
         return False
     campaign = enrichment.utm(event.context).get("campaign", "")
+    if ts < session.started_at:
+        # A late, earlier event: in time order it came first, so the session continues it
+        # unless the session already began with another campaign.
+        return not (campaign and session.utm_campaign and campaign != session.utm_campaign)
     return not (campaign and campaign != session.utm_campaign)
 
 
@@ -117,7 +149,13 @@ class SessionAssignment:
     def attach(self, index: int, session: Session, event: SessionizedEvent) -> None:
         self.session_of[index] = session
         session.event_count += 1
-        session.started_at = min(session.started_at, event.timestamp)
+        if event.timestamp < session.started_at:
+            # An earlier event arrived late (offline device, batch retry): it is the session's
+            # real entry, so the session takes its details where it has them.
+            for name, value in _entry_details(event).items():
+                if value:
+                    setattr(session, name, value)
+            session.started_at = event.timestamp
         session.last_event_at = max(session.last_event_at, event.timestamp)
         if session.id not in self.new:
             self.changed[session.id] = session

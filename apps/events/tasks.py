@@ -15,7 +15,6 @@ _TRANSIENT = (OperationalError, InterfaceError)
 
 
 @shared_task(
-    queue="processing",
     autoretry_for=_TRANSIENT,
     retry_backoff=2,
     retry_backoff_max=120,
@@ -26,7 +25,6 @@ def process_events(event_ids: list[int]) -> int:
 
 
 @shared_task(
-    queue="processing",
     autoretry_for=_TRANSIENT,
     retry_backoff=2,
     retry_backoff_max=120,
@@ -38,6 +36,6 @@ def process_ephemeral_events(events: list[dict[str, Any]]) -> int:
     )
 
 
-@shared_task(queue="default")
+@shared_task
 def redispatch_unprocessed() -> int:
     return services.events_redispatch_unprocessed()

@@ -13,7 +13,6 @@ from rest_framework.response import Response
 from apps.events import selectors as event_selectors
 from apps.events.apis import EventSerializer, TimestampCursorPagination
 from apps.profiles import selectors, services
-from apps.profiles import traits as trait_ops
 from apps.profiles.filters import ProfileFilter
 from apps.profiles.models import Group, MergeTrigger, Profile, ProfileMerge
 from cdp.errors import DomainError
@@ -45,18 +44,6 @@ class ProfileSerializer(serializers.ModelSerializer):
     def get_private_traits(self, profile: Profile) -> dict[str, Any] | None:
         request = self.context.get("request")
         return profile.private_traits if request and can_see_private(request) else None
-
-
-class TimelineEventSerializer(EventSerializer):
-    """An event of a timeline: identify calls carry private traits, hidden without the
-    permission."""
-
-    def to_representation(self, instance: Any) -> dict[str, Any]:
-        data = super().to_representation(instance)
-        request = self.context.get("request")
-        if not (request and can_see_private(request)):
-            data["properties"] = trait_ops.redact_private(data.get("properties"))
-        return data
 
 
 class MergeSerializer(serializers.ModelSerializer):
@@ -161,7 +148,7 @@ class ProfileViewSet(viewsets.ReadOnlyModelViewSet):
             distinct_ids=selectors.profile_distinct_ids(profile)
         )
         page = self.paginate_queryset(events)
-        data = TimelineEventSerializer(page, many=True, context={"request": request}).data
+        data = EventSerializer(page, many=True, context={"request": request}).data
         return self.get_paginated_response(data)
 
     def _require_change(self, request: Request) -> None:

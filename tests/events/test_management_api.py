@@ -385,3 +385,47 @@ def test_health_checks_are_not_redirected_to_https(db, settings):
     assert client.get("/healthz").status_code == 200
     assert client.get("/readyz").status_code == 200
     assert client.get("/admin/").status_code == 301
+
+
+def test_private_traits_in_identify_events_are_hidden_without_the_permission(
+    tracker, db, django_user_model
+):
+    response = tracker.post(
+        {
+            "distinct_id": "ann",
+            "traits": {"plan": "pro", "email": "ann@example.com"},
+            "private_traits": {"phone": "+33 6 12 34 56 78"},
+        },
+        path="/api/identify",
+    )
+    assert response.status_code == 200, response.content
+    staff = django_user_model.objects.create_user(username="staff", password="pw", is_staff=True)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=staff).key}")
+
+    [event] = client.get("/api/v1/events", {"event_name": "$identify"}).json()["results"]
+
+    assert "$set_private" not in event["properties"]
+    assert event["properties"]["$set"] == {"plan": "pro"}  # email is a private trait name
+    assert "+33 6 12 34 56 78" not in str(event)
+
+
+def test_private_traits_in_identify_events_are_shown_with_the_permission(tracker, api_client):
+    tracker.post(
+        {"distinct_id": "ann", "private_traits": {"phone": "+33 6 12 34 56 78"}},
+        path="/api/identify",
+    )
+
+    [event] = api_client.get("/api/v1/events", {"event_name": "$identify"}).json()["results"]
+
+    assert event["properties"]["$set_private"] == {"phone": "+33 6 12 34 56 78"}
+
+
+def test_tracking_endpoints_are_not_redirected_to_https(tracker, settings):
+    """SDKs would turn a redirected POST into a GET and lose the events."""
+    settings.SECURE_SSL_REDIRECT = True
+    tracker.client = Client()  # a new client loads the middleware with these settings
+
+    for path in ("/api/track", "/api/identify", "/v1/track", "/v1/batch", "/track"):
+        response = tracker.client.post(path, data="{}", content_type="application/json")
+        assert response.status_code != 301, path

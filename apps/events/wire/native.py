@@ -186,6 +186,7 @@ def _parse_special(
         "timestamp": payload.get("timestamp"),
         "sent_at": payload.get("sent_at"),
         "message_id": payload.get("message_id"),
+        "session_id": payload.get("session_id"),
         "context": payload.get("context"),
         "properties": properties,
     }
