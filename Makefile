@@ -36,7 +36,7 @@ format: install
 	$(BIN)/ruff format .
 
 worker: install
-	$(BIN)/celery -A cdp worker -Q default,processing --loglevel INFO
+	$(BIN)/celery -A cdp worker -Q default,processing,segments,workflows --loglevel INFO
 
 beat: install
 	$(BIN)/celery -A cdp beat --loglevel INFO

@@ -37,6 +37,8 @@ INSTALLED_APPS = [
     "apps.sources",
     "apps.events",
     "apps.profiles",
+    "apps.segments",
+    "apps.workflows",
 ]
 
 MIDDLEWARE = [
@@ -137,11 +139,34 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "apps.events.tasks.process_events": {"queue": "processing"},
     "apps.events.tasks.process_ephemeral_events": {"queue": "processing"},
+    "apps.segments.tasks.recompute_segments": {"queue": "segments"},
+    "apps.segments.tasks.recompute_segment": {"queue": "segments"},
+    "apps.segments.tasks.reevaluate_profiles": {"queue": "segments"},
+    "apps.workflows.tasks.*": {"queue": "workflows"},
 }
 CELERY_BEAT_SCHEDULE = {
     "redispatch-unprocessed-events": {
         "task": "apps.events.tasks.redispatch_unprocessed",
         "schedule": env.float("CDP_REDISPATCH_INTERVAL", default=60.0),
+    },
+    # Keeps time-based segment conditions (in_the_last, not_performed within days) true.
+    "recompute-segments": {
+        "task": "apps.segments.tasks.recompute_segments",
+        "schedule": env.float("CDP_SEGMENT_RECOMPUTE_INTERVAL", default=300.0),
+    },
+    # Workflow runs left queued (broker down when processing committed) are queued again.
+    "redispatch-queued-workflow-runs": {
+        "task": "apps.workflows.tasks.redispatch_queued_runs",
+        "schedule": env.float("CDP_REDISPATCH_INTERVAL", default=60.0),
+    },
+    # Waiting runs whose scheduled resumption was lost (broker restarted) are resumed.
+    "resume-due-workflow-runs": {
+        "task": "apps.workflows.tasks.resume_due_runs",
+        "schedule": env.float("CDP_WORKFLOW_RESUME_INTERVAL", default=60.0),
+    },
+    "purge-workflow-runs": {
+        "task": "apps.workflows.tasks.purge_runs",
+        "schedule": env.float("CDP_WORKFLOW_PURGE_INTERVAL", default=3600.0),
     },
 }
 
@@ -220,7 +245,8 @@ CDP_MAX_REQUEST_BYTES = env.int("CDP_MAX_REQUEST_BYTES", default=1024 * 1024)
 CDP_INGEST_DB_TIMEOUT_MS = env.int("CDP_INGEST_DB_TIMEOUT_MS", default=5000)
 # Clients more than this far in the future are clamped to the time received (with a warning).
 CDP_MAX_FUTURE_SECONDS = env.int("CDP_MAX_FUTURE_SECONDS", default=24 * 3600)
-# Events still unprocessed this long after they arrived are dispatched again.
+# Events still unprocessed this long after they arrived, and workflow runs still queued this
+# long after processing recorded them, are dispatched again.
 CDP_REDISPATCH_AFTER_SECONDS = env.int("CDP_REDISPATCH_AFTER_SECONDS", default=120)
 CDP_PROCESS_BATCH_SIZE = env.int("CDP_PROCESS_BATCH_SIZE", default=1000)
 # How many reverse proxies in front of us append to X-Forwarded-For (0: use REMOTE_ADDR).
@@ -233,6 +259,22 @@ CDP_PRIVATE_TRAITS = env.list(
     "CDP_PRIVATE_TRAITS",
     default=["email", "phone", "name", "first_name", "last_name", "address", "birthday"],
 )
+
+# --- Workflows ----------------------------------------------------------------------------------
+# How deep a chain of workflow-emitted events may go before the engine stops routing it.
+CDP_WORKFLOW_MAX_DEPTH = env.int("CDP_WORKFLOW_MAX_DEPTH", default=5)
+# Runs (and their node traces) older than this are purged by the beat task.
+CDP_WORKFLOW_RUN_RETENTION_DAYS = env.int("CDP_WORKFLOW_RUN_RETENTION_DAYS", default=30)
+# Each JSON value stored in a node trace (input, output) is capped at this many bytes.
+CDP_WORKFLOW_TRACE_MAX_BYTES = env.int("CDP_WORKFLOW_TRACE_MAX_BYTES", default=8 * 1024)
+# Branches of one run that execute concurrently (threads inside the run task).
+CDP_WORKFLOW_MAX_PARALLEL = env.int("CDP_WORKFLOW_MAX_PARALLEL", default=8)
+# Seconds a node may run when its action declares no timeout.
+CDP_WORKFLOW_NODE_TIMEOUT = env.float("CDP_WORKFLOW_NODE_TIMEOUT", default=30.0)
+# Seconds the compiled rules table is trusted in a worker before the version key is re-read.
+CDP_WORKFLOW_RULES_CACHE_SECONDS = env.float("CDP_WORKFLOW_RULES_CACHE_SECONDS", default=1.0)
+# Matched events per run_rules task.
+CDP_WORKFLOW_DISPATCH_CHUNK = env.int("CDP_WORKFLOW_DISPATCH_CHUNK", default=100)
 
 LOGGING = {
     "version": 1,

@@ -10,7 +10,9 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from apps.events import urls as event_urls
 from apps.profiles import urls as profile_urls
+from apps.segments import urls as segment_urls
 from apps.sources import urls as source_urls
+from apps.workflows import urls as workflow_urls
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +40,8 @@ urlpatterns = [
     path("api/v1/", include(event_urls.api_urlpatterns)),
     path("api/v1/", include(source_urls.api_urlpatterns)),
     path("api/v1/", include(profile_urls.api_urlpatterns)),
+    path("api/v1/", include(segment_urls.api_urlpatterns)),
+    path("api/v1/", include(workflow_urls.api_urlpatterns)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("admin/", admin.site.urls),

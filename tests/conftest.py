@@ -126,7 +126,7 @@ def celery_worker(transactional_db: None) -> Iterator[Any]:
         pool="threads",
         concurrency=2,
         perform_ping_check=False,
-        queues=["default", "processing"],
+        queues=["default", "processing", "segments", "workflows"],
         shutdown_timeout=30,
     ) as worker:
         yield worker

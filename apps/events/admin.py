@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
 
 from apps.events.models import Event, Session
 
@@ -24,6 +26,16 @@ class EventAdmin(ReadOnlyAdmin):
     date_hierarchy = "timestamp"
     list_select_related = ["source"]
     show_full_result_count = False  # counting a large events table is slow
+    readonly_fields = ["workflow_runs"]
+
+    @admin.display(description="Workflow runs")
+    def workflow_runs(self, event: Event) -> str:
+        # A link, not a count: the filtered list counts through the runs' event index.
+        return format_html(
+            '<a href="{}?event={}">Runs of this event</a>',
+            reverse("admin:workflows_workflowrun_changelist"),
+            event.pk,
+        )
 
 
 @admin.register(Session)

@@ -37,3 +37,10 @@ def session_person(*, source_id: Any, key: str) -> str | None:
         .values_list("distinct_id", flat=True)
         .first()
     )
+
+
+def event_count_since(*, distinct_ids: list[str], event_name: str, since: Any) -> int:
+    """How many events named `event_name` these distinct ids sent at or after `since`."""
+    return Event.objects.filter(
+        distinct_id__in=distinct_ids, event_name=event_name, timestamp__gte=since
+    ).count()

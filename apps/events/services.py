@@ -22,7 +22,9 @@ from apps.events.storage import events_insert, events_mark_processed
 from apps.events.wire.base import ParsedBatch
 from apps.profiles import identification
 from apps.profiles import services as profile_services
+from apps.segments import services as segment_services
 from apps.sources.models import EventSource
+from apps.workflows import services as workflow_services
 from cdp.errors import DomainError
 
 logger = logging.getLogger(__name__)
@@ -68,6 +70,19 @@ def events_ingest(*, source: EventSource, batch: ParsedBatch) -> IngestResult:
     )
 
 
+@dataclass(slots=True)
+class Emission:
+    """One event the platform emits itself (see events_emit)."""
+
+    distinct_id: str
+    event_name: str
+    properties: dict[str, Any] | None = None
+    context: dict[str, Any] | None = None
+    category: str = "internal"
+    message_id: str | None = None
+    timestamp: datetime | None = None
+
+
 def events_emit(
     *,
     distinct_id: str,
@@ -85,30 +100,58 @@ def events_emit(
     then processed after the current transaction commits, so rules can route it. A given
     message_id makes the emission idempotent. Returns the new event's id, or None when that
     message_id was already stored."""
+    emission = Emission(
+        distinct_id=distinct_id,
+        event_name=event_name,
+        properties=properties,
+        context=context,
+        category=category,
+        message_id=message_id,
+        timestamp=timestamp,
+    )
+    ids = events_emit_many(emissions=[emission], source=source)
+    return ids[0] if ids else None
+
+
+def events_emit_many(
+    *, emissions: Sequence[Emission], source: EventSource | None = None, chunk_size: int = 1000
+) -> list[int]:
+    """Emit many events (a segment recompute's entries and exits) in bulk statements of
+    `chunk_size`, as events_emit does one. Returns the ids of the events that were new."""
     from apps.sources.services import source_internal
 
+    if not emissions:
+        return []
     if source is None:
         source = source_internal()
-    properties, properties_json, _ = serialize_object(properties or {}, "properties")
-    context, context_json, _ = serialize_object(context or {}, "context")
     now = timezone.now()
-    event = IncomingEvent(
-        source_id=str(source.pk),
-        message_id=message_id or str(uuid.uuid4()),
-        event_name=event_name,
-        distinct_id=distinct_id,
-        timestamp=timestamp or now,
+    ids: list[int] = []
+    with transaction.atomic():
+        for start in range(0, len(emissions), chunk_size):
+            batch = [
+                _emitted(e, str(source.pk), now) for e in emissions[start : start + chunk_size]
+            ]
+            ids.extend(events_insert(batch))
+        events_dispatch(ids)
+    return ids
+
+
+def _emitted(emission: Emission, source_id: str, now: datetime) -> IncomingEvent:
+    properties, properties_json, _ = serialize_object(emission.properties or {}, "properties")
+    context, context_json, _ = serialize_object(emission.context or {}, "context")
+    return IncomingEvent(
+        source_id=source_id,
+        message_id=emission.message_id or str(uuid.uuid4()),
+        event_name=emission.event_name,
+        distinct_id=emission.distinct_id,
+        timestamp=emission.timestamp or now,
         received_at=now,
-        category=category,
+        category=emission.category,
         properties=properties,
         context=context,
         properties_json=properties_json,
         context_json=context_json,
     )
-    with transaction.atomic():
-        ids = events_insert([event])
-        events_dispatch(ids)
-    return ids[0] if ids else None
 
 
 # --- dispatch -----------------------------------------------------------------------------------
@@ -199,6 +242,19 @@ def _hold_locks(names: Iterable[str]) -> None:
         cursor.execute("SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k", [keys])
 
 
+def person_locks_hold(*, distinct_ids: Iterable[str]) -> None:
+    """Hold, until the current transaction ends, the locks processing holds for these people
+    (their identity locks, named as profile_lock_names names them): a change made outside
+    processing (a workflow run's merge_by or people operations) then serialises with the
+    processing of the same person. Identifiers ("email:ann@example.com") lock the same way."""
+    if not connection.in_atomic_block:
+        # In autocommit a transaction-level lock would be released as soon as it is taken.
+        raise RuntimeError("person_locks_hold must be called inside a transaction")
+    names = profile_services.identity_lock_names(distinct_ids)
+    if names:
+        _hold_locks(names)
+
+
 def _sources_of(source_ids: Iterable[Any]) -> dict[str, EventSource]:
     return {str(s.pk): s for s in EventSource.objects.filter(pk__in=set(source_ids))}
 
@@ -215,15 +271,19 @@ def _save_sessions(assignment: SessionAssignment) -> None:
 
 def _process(events: Sequence[Any]) -> SessionAssignment:
     """The processing steps, in order, under the per-person locks: sessions, then profiles
-    (identity resolution, merges, stats, groups)."""
+    (identity resolution, merges, stats, groups), then segments (real-time membership), then
+    routing rules (their runs are recorded, queued, in this transaction and run once it
+    commits)."""
     _hold_locks(lock_keys(events) | profile_services.profile_lock_names(events))
     assignment = sessions_assign(events, sources=_sources_of(e.source_id for e in events))
     _save_sessions(assignment)
-    profile_services.profiles_process_events(
+    profiles = profile_services.profiles_process_events(
         events=events,
         new_session_people=[s.distinct_id for s in assignment.new.values()],
         points=identification.points_enabled(),
     )
+    segment_services.segments_process_events(events=events, profiles=profiles)
+    workflow_services.rules_dispatch(events=events, profiles=profiles)
     return assignment
 
 

@@ -128,6 +128,16 @@ def _fits(session: Session, event: SessionizedEvent, timeout: timedelta) -> bool
     return not (campaign and campaign != session.utm_campaign)
 
 
+def _current(sessions: Sequence[Session], moment: datetime) -> Session | None:
+    """The session a person was in at `moment`: the last one started by then (for an event
+    older than all of them, the first). Only it may continue: an earlier session that a later
+    one superseded (a new campaign, midnight) stays closed."""
+    started = [s for s in sessions if s.started_at <= moment]
+    if started:
+        return max(started, key=lambda s: s.started_at)
+    return min(sessions, key=lambda s: s.started_at, default=None)
+
+
 def lock_keys(events: Iterable[SessionizedEvent]) -> set[str]:
     """The names of the locks processing must hold: one per person, one per client session."""
     keys = set()
@@ -184,8 +194,8 @@ def sessions_assign(
             continue
         timeout = timedelta(minutes=sources[source_id].session_timeout_minutes)
         candidates = open_sessions[(source_id, event.distinct_id)]
-        session = next((s for s in reversed(candidates) if _fits(s, event, timeout)), None)
-        if session is None:
+        session = _current(candidates, event.timestamp)
+        if session is None or not _fits(session, event, timeout):
             session = session_from_event(source_id, event)
             candidates.append(session)
             assignment.new[session.id] = session

@@ -15,6 +15,7 @@ from apps.events.apis import EventSerializer, TimestampCursorPagination
 from apps.profiles import selectors, services
 from apps.profiles.filters import ProfileFilter
 from apps.profiles.models import Group, MergeTrigger, Profile, ProfileMerge
+from apps.segments import selectors as segment_selectors
 from cdp.errors import DomainError
 from cdp.pagination import NewestFirstCursorPagination
 
@@ -67,9 +68,17 @@ class ProfileDetailSerializer(ProfileSerializer):
     groups = serializers.SerializerMethodField()
     merges = serializers.SerializerMethodField()
     history = serializers.SerializerMethodField()
+    segments = serializers.SerializerMethodField()
 
     class Meta(ProfileSerializer.Meta):
-        fields = [*ProfileSerializer.Meta.fields, "identities", "groups", "merges", "history"]
+        fields = [
+            *ProfileSerializer.Meta.fields,
+            "identities",
+            "groups",
+            "segments",
+            "merges",
+            "history",
+        ]
 
     def get_identities(self, profile: Profile) -> list[dict[str, str]]:
         return [
@@ -86,6 +95,10 @@ class ProfileDetailSerializer(ProfileSerializer):
             }
             for m in profile.memberships.all()
         ]
+
+    def get_segments(self, profile: Profile) -> list[dict[str, Any]]:
+        """The segments the profile is in now, with when it entered each."""
+        return segment_selectors.profile_segments(profile)
 
     def get_merges(self, profile: Profile) -> list[dict[str, Any]]:
         merges = selectors.profile_merges(profile).order_by("-created_at")[:100]

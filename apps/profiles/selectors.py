@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 
 from django.db.models import Prefetch, QuerySet
 
@@ -63,3 +64,9 @@ def group_list() -> QuerySet[Group]:
 
 def group_members(group: Group) -> QuerySet[Profile]:
     return Profile.objects.filter(memberships__group=group)
+
+
+def profiles_for_distinct_ids(distinct_ids: Iterable[str]) -> dict[str, Profile]:
+    """Each known distinct_id's (live) profile, in one query for the lot."""
+    rows = Identity.objects.select_related("profile").filter(distinct_id__in=set(distinct_ids))
+    return {row.distinct_id: profile_follow(row.profile) for row in rows}

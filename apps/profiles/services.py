@@ -65,6 +65,13 @@ def _history(
     )
 
 
+def _segments() -> Any:
+    """The segments services (imported on use: segments build on profiles)."""
+    from apps.segments import services
+
+    return services
+
+
 # --- identities ---------------------------------------------------------------------------------
 
 
@@ -188,6 +195,7 @@ def profile_merge(
         }
         _history(keep, "merged_in", detail, triggered_by, user)
         _history(gone, "merged_into", {**detail, "other": str(keep.pk)}, triggered_by, user)
+        _segments().segments_profiles_merged(merge=merge)
         return merge
 
 
@@ -245,6 +253,7 @@ def profile_unmerge(*, merge: ProfileMerge, actor: str = "", user: Any = None) -
         detail = {"merge": merge.pk, "distinct_ids": merge.moved_distinct_ids}
         _history(keep, "unmerged", {**detail, "other": str(gone.pk)}, actor, user)
         _history(gone, "unmerged", {**detail, "other": str(keep.pk)}, actor, user)
+        _segments().segments_profiles_unmerged(merge=merge)
         return gone
 
 
@@ -460,12 +469,17 @@ class PeopleResult:
 
 
 def people_apply(
-    *, distinct_id: str, ops: dict[str, Any], at: datetime | None = None
+    *,
+    distinct_id: str,
+    ops: dict[str, Any],
+    at: datetime | None = None,
+    reevaluate_segments: bool = True,
 ) -> PeopleResult:
     """Apply people operations to the profile of distinct_id (created when new), in the order
     set_once, set, increment, append, union, remove, unset; `delete` deletes the profile with
     its identities. Keys that can't be applied (incrementing a string) are reported, the rest
-    applied."""
+    applied. The profile's segments are re-evaluated after the commit (event processing, which
+    re-evaluates them itself, passes reevaluate_segments=False)."""
     at = at or timezone.now()
     with transaction.atomic():
         if ops.get("delete"):
@@ -480,6 +494,8 @@ def people_apply(
         profile = _lock_profiles(profile.pk)[profile.pk]
         errors = trait_ops.apply_operations(_target(profile), ops, at)
         profile.save(update_fields=["traits", "private_traits", "trait_meta", "updated_at"])
+        if reevaluate_segments:
+            _segments().segments_reevaluate_later(profile_ids=[profile.pk])
         return PeopleResult(profile=profile, errors=errors)
 
 
@@ -493,11 +509,19 @@ def group_get_or_create(*, group_key: str, group_id: str) -> Group:
 
 
 def group_membership_set(
-    *, distinct_id: str, action: str, group_key: str, group_id: str
+    *,
+    distinct_id: str,
+    action: str,
+    group_key: str,
+    group_id: str,
+    reevaluate_segments: bool = True,
 ) -> Profile:
-    """add: join the group; remove: leave it; set: join it and leave the others of its type."""
+    """add: join the group; remove: leave it; set: join it and leave the others of its type.
+    The profile's segments are re-evaluated after the commit (unless event processing does)."""
     with transaction.atomic():
         profile = profile_follow(identities_resolve([distinct_id])[distinct_id])
+        if reevaluate_segments:
+            _segments().segments_reevaluate_later(profile_ids=[profile.pk])
         group = group_get_or_create(group_key=group_key, group_id=group_id)
         if action == "remove":
             GroupMembership.objects.filter(profile=profile, group=group).delete()
@@ -570,7 +594,9 @@ def _on_set(event: Any) -> None:
     """Traits of a person who is not identified (Segment identify without userId)."""
     props = _props(event)
     ops = {"set": _dict(props.get("$set")), "set_once": _dict(props.get("$set_once"))}
-    people_apply(distinct_id=event.distinct_id, ops=ops, at=event.timestamp)
+    people_apply(
+        distinct_id=event.distinct_id, ops=ops, at=event.timestamp, reevaluate_segments=False
+    )
 
 
 def _on_group(event: Any) -> None:
@@ -581,7 +607,11 @@ def _on_group(event: Any) -> None:
     if not key or not group_id:
         return
     group_membership_set(
-        distinct_id=event.distinct_id, action="add", group_key=key, group_id=group_id
+        distinct_id=event.distinct_id,
+        action="add",
+        group_key=key,
+        group_id=group_id,
+        reevaluate_segments=False,
     )
     traits = _dict(props.get("$group_set"))
     if traits:
@@ -613,22 +643,29 @@ def profile_lock_names(events: Sequence[Any]) -> set[str]:
     email must not both create its identity)."""
     from apps.profiles.identification import identifiers_of, points_enabled
 
-    names = {f"d:{identifier}" for identifier in identifiers_of(events, points_enabled())}
+    ids = set(identifiers_of(events, points_enabled()))
     for event in events:
-        names.add(f"d:{event.distinct_id}")
+        ids.add(event.distinct_id)
         props = event.properties if isinstance(event.properties, dict) else {}
         for key in ("$anonymous_id", "alias"):
             if isinstance(props.get(key), str):
-                names.add(f"d:{props[key]}")
-    return names
+                ids.add(props[key])
+    return identity_lock_names(ids)
+
+
+def identity_lock_names(distinct_ids: Iterable[str]) -> set[str]:
+    """The lock name of each distinct_id or identifier ("email:ann@example.com"): what
+    processing holds while it resolves, creates or merges their identities."""
+    return {f"d:{distinct_id}" for distinct_id in distinct_ids}
 
 
 def profiles_process_events(
     *, events: Sequence[Any], new_session_people: Iterable[str], points: Sequence[Any] = ()
-) -> None:
+) -> dict[str, Profile]:
     """Resolve each event's person (creating profiles for new ids), apply identify/alias
     events and identification points in time order, join the groups events carry, and update
-    profile stats. Runs inside processing's transaction, under its per-distinct_id locks."""
+    profile stats. Runs inside processing's transaction, under its per-distinct_id locks.
+    Returns each distinct_id's profile (as resolved: its stats may be older than the row's)."""
     ordered = sorted(events, key=lambda e: e.timestamp)
     for event in ordered:
         handler = IDENTITY_EVENT_HANDLERS.get(event.event_name)
@@ -657,6 +694,7 @@ def profiles_process_events(
             stats[person.pk].sessions += 1
     _profile_stats_add(stats)
     _event_groups_join(ordered, profiles)
+    return profiles
 
 
 def _profile_stats_add(stats: dict[uuid.UUID, _Stats]) -> None:

@@ -1,0 +1,48 @@
+"""Celery tasks for segments: thin wrappers that take ids and call a service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import shared_task
+from django.db import InterfaceError, OperationalError
+
+from apps.segments import services
+from apps.segments.models import Segment
+
+# Only transient database failures are retried; anything else is a bug and fails loudly.
+_TRANSIENT = (OperationalError, InterfaceError)
+
+
+@shared_task(
+    autoretry_for=_TRANSIENT,
+    retry_backoff=2,
+    retry_backoff_max=120,
+    max_retries=5,
+)
+def recompute_segments() -> list[dict[str, Any]]:
+    """Periodic (beat): keep time-based conditions true, set-wise, for every dynamic segment."""
+    return [r.as_dict() for r in services.segments_recompute_all()]
+
+
+@shared_task(
+    autoretry_for=_TRANSIENT,
+    retry_backoff=2,
+    retry_backoff_max=120,
+    max_retries=5,
+)
+def recompute_segment(segment_id: int) -> dict[str, Any] | None:
+    segment = Segment.objects.filter(pk=segment_id).first()
+    if segment is None or segment.kind != "dynamic" or not segment.filter:
+        return None  # deleted, or made static, since it was queued
+    return services.segment_recompute(segment=segment).as_dict()
+
+
+@shared_task(
+    autoretry_for=_TRANSIENT,
+    retry_backoff=2,
+    retry_backoff_max=120,
+    max_retries=5,
+)
+def reevaluate_profiles(profile_ids: list[str]) -> None:
+    services.segments_reevaluate(profile_ids=profile_ids)

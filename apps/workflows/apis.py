@@ -1,0 +1,470 @@
+"""Management API for routing rules, workflows (draft, publish, restore, export/import, test
+runs), their runs with node traces, and the action registry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from apps.sources.models import EventSource
+from apps.workflows import exchange, selectors, services, trial
+from apps.workflows.models import Rule, RunStatus, Workflow, WorkflowRun, WorkflowVersion
+from cdp.errors import DomainError
+from cdp.pagination import NewestFirstCursorPagination
+
+# --- serializers --------------------------------------------------------------------------------
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    node = serializers.CharField(allow_null=True, help_text="The node at fault, if one.")
+    field = serializers.CharField(allow_null=True, help_text="The field (a JSON path).")
+    message = serializers.CharField()
+
+
+class RuleSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Rule
+        fields = [
+            "id",
+            "name",
+            "event_name",
+            "source",
+            "condition",
+            "workflow",
+            "enabled",
+            "priority",
+            "created_at",
+            "updated_at",
+        ]
+
+
+class RuleInputSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    workflow = serializers.PrimaryKeyRelatedField(queryset=Workflow.objects.all())
+    event_name = serializers.CharField(
+        max_length=255, required=False, allow_blank=True, help_text="Blank: any event."
+    )
+    # A field named like Field.source: the serializer's metaclass takes it out of the class.
+    source = serializers.PrimaryKeyRelatedField(  # type: ignore[assignment]
+        queryset=EventSource.objects.all(),
+        required=False,
+        allow_null=True,
+        help_text="Null: any source.",
+    )
+    condition = serializers.JSONField(
+        required=False,
+        allow_null=True,
+        help_text="A filter-language tree over the event and its profile; null: always.",
+    )
+    enabled = serializers.BooleanField(required=False)
+    priority = serializers.IntegerField(
+        required=False, help_text="Higher runs first when several rules match an event."
+    )
+
+
+class VersionSerializer(serializers.ModelSerializer):
+    published_by = serializers.SerializerMethodField()
+
+    class Meta:
+        model = WorkflowVersion
+        fields = ["number", "published_at", "published_by"]
+
+    def get_published_by(self, version: WorkflowVersion) -> str | None:
+        return version.published_by.get_username() if version.published_by else None
+
+
+class WorkflowSerializer(serializers.ModelSerializer):
+    published_version = serializers.SerializerMethodField()
+    unpublished_changes = serializers.SerializerMethodField(
+        help_text="Whether the draft differs from the published version."
+    )
+
+    class Meta:
+        model = Workflow
+        fields = [
+            "id",
+            "name",
+            "description",
+            "graph",
+            "published_version",
+            "unpublished_changes",
+            "created_at",
+            "updated_at",
+        ]
+
+    def get_published_version(self, workflow: Workflow) -> int | None:
+        version = workflow.published_version
+        return version.number if version else None
+
+    def get_unpublished_changes(self, workflow: Workflow) -> bool:
+        version = workflow.published_version
+        return version is None or version.graph != workflow.graph
+
+
+class WorkflowDetailSerializer(WorkflowSerializer):
+    versions = serializers.SerializerMethodField()
+
+    class Meta(WorkflowSerializer.Meta):
+        fields = [*WorkflowSerializer.Meta.fields, "versions"]
+
+    def get_versions(self, workflow: Workflow) -> list[dict[str, Any]]:
+        versions = selectors.workflow_versions(workflow)
+        return VersionSerializer(versions, many=True).data  # type: ignore[return-value]
+
+
+class WorkflowCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    graph = serializers.JSONField(
+        required=False,
+        help_text='{"nodes": [{"id", "action", "config"}], "edges": [{"from", "port", "to"}]}; '
+        "default: a lone start node.",
+    )
+
+
+class WorkflowUpdateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False)
+    description = serializers.CharField(required=False, allow_blank=True)
+    graph = serializers.JSONField(required=False, help_text="The new draft graph.")
+
+
+class WorkflowExportSerializer(serializers.Serializer):
+    """The document export gives and import takes (see exchange.py)."""
+
+    format = serializers.CharField(help_text=f'"{exchange.FORMAT}"')
+    format_version = serializers.IntegerField()
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(allow_blank=True)
+    graph = serializers.JSONField()
+    published_version = serializers.IntegerField(
+        allow_null=True, help_text="The published version when exported (not imported)."
+    )
+    exported_at = serializers.DateTimeField()
+
+
+class RestoreSerializer(serializers.Serializer):
+    version = serializers.IntegerField(min_value=1, help_text="The version number to restore.")
+
+
+class TestProfileSerializer(serializers.Serializer):
+    distinct_id = serializers.CharField(
+        max_length=200,
+        required=False,
+        help_text="Whose profile the test uses (a new person when unknown).",
+    )
+    traits = serializers.DictField(
+        required=False, help_text="Traits set on the profile for this test only."
+    )
+
+
+class TestRequestSerializer(serializers.Serializer):
+    event = serializers.DictField(
+        help_text="The event: event_name, distinct_id (or from profile), properties, context, "
+        "timestamp, category."
+    )
+    profile = TestProfileSerializer(required=False)
+
+
+class TraceSerializer(serializers.Serializer):
+    node = serializers.CharField()
+    action = serializers.CharField()
+    input = serializers.JSONField(allow_null=True)
+    port = serializers.CharField(allow_blank=True)
+    output = serializers.JSONField(allow_null=True)
+    started_at = serializers.DateTimeField()
+    duration_ms = serializers.IntegerField()
+    error = serializers.CharField(allow_blank=True)
+    attempt = serializers.IntegerField()
+
+
+class TestResultSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=RunStatus.choices)
+    error = serializers.CharField(allow_blank=True)
+    duration_ms = serializers.IntegerField()
+    variables = serializers.DictField()
+    changes = serializers.ListField(
+        child=serializers.DictField(), help_text="What the run would change (rolled back)."
+    )
+    requests = serializers.ListField(
+        child=serializers.DictField(), help_text="HTTP requests, recorded and not sent."
+    )
+    profile_after = serializers.DictField(allow_null=True)
+    trace = TraceSerializer(many=True)
+
+
+class NodeTraceSerializer(serializers.Serializer):
+    node = serializers.CharField(source="node_id")
+    action = serializers.CharField()
+    input = serializers.JSONField(allow_null=True)
+    port = serializers.CharField(allow_blank=True)
+    output = serializers.JSONField(allow_null=True)
+    started_at = serializers.DateTimeField()
+    duration_ms = serializers.IntegerField()
+    error = serializers.CharField(allow_blank=True)
+    attempt = serializers.IntegerField()
+
+
+class RunSerializer(serializers.ModelSerializer):
+    version = serializers.SerializerMethodField()
+    event = serializers.IntegerField(source="event_ref", allow_null=True)
+
+    class Meta:
+        model = WorkflowRun
+        fields = [
+            "id",
+            "workflow",
+            "version",
+            "rule",
+            "event",
+            "distinct_id",
+            "profile_id",
+            "status",
+            "depth",
+            "test",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "duration_ms",
+            "error",
+        ]
+
+    def get_version(self, run: WorkflowRun) -> int | None:
+        return run.version.number if run.version else None
+
+
+class RunDetailSerializer(RunSerializer):
+    traces = NodeTraceSerializer(many=True, read_only=True)
+
+    class Meta(RunSerializer.Meta):
+        fields = [*RunSerializer.Meta.fields, "variables", "traces"]
+
+
+class ActionSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    description = serializers.CharField()
+    ports = serializers.ListField(child=serializers.CharField())
+    config_schema = serializers.DictField(help_text="The JSON schema of the node's config.")
+    concurrent = serializers.BooleanField(help_text="Runs in a thread of the run (I/O).")
+
+
+# --- views --------------------------------------------------------------------------------------
+
+
+class RunCursorPagination(NewestFirstCursorPagination):
+    ordering = ("-created_at", "-id")
+
+
+STATUS_PARAM = OpenApiParameter(
+    "status", OpenApiTypes.STR, enum=RunStatus.values, description="Only runs in this status."
+)
+
+
+class RuleViewSet(viewsets.GenericViewSet):
+    """Routing rules: a processed event matching one starts the rule's workflow."""
+
+    serializer_class = RuleSerializer
+    filterset_fields = ["workflow", "enabled", "event_name"]
+
+    def get_queryset(self):
+        return selectors.rule_list().order_by("-id")
+
+    def list(self, request: Request) -> Response:
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        return self.get_paginated_response(RuleSerializer(page, many=True).data)
+
+    @extend_schema(request=RuleInputSerializer, responses={201: RuleSerializer})
+    def create(self, request: Request) -> Response:
+        body = RuleInputSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        rule = services.rule_create(**body.validated_data)
+        return Response(RuleSerializer(rule).data, status=status.HTTP_201_CREATED)
+
+    def retrieve(self, request: Request, pk: str | None = None) -> Response:
+        return Response(RuleSerializer(self.get_object()).data)
+
+    @extend_schema(request=RuleInputSerializer, responses=RuleSerializer)
+    def partial_update(self, request: Request, pk: str | None = None) -> Response:
+        rule = self.get_object()
+        body = RuleInputSerializer(data=request.data, partial=True)
+        body.is_valid(raise_exception=True)
+        rule = services.rule_update(rule=rule, **body.validated_data)
+        return Response(RuleSerializer(rule).data)
+
+    def destroy(self, request: Request, pk: str | None = None) -> Response:
+        services.rule_delete(rule=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema_view(
+    list=extend_schema(responses=WorkflowSerializer(many=True)),
+    retrieve=extend_schema(responses=WorkflowDetailSerializer),
+)
+class WorkflowViewSet(viewsets.GenericViewSet):
+    """Workflows: edits change the draft; runs use the published version."""
+
+    serializer_class = WorkflowSerializer
+
+    def get_queryset(self):
+        return selectors.workflow_list().order_by("-id")
+
+    def list(self, request: Request) -> Response:
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(WorkflowSerializer(page, many=True).data)
+
+    def _detail(self, workflow: Workflow, status_code: int = status.HTTP_200_OK) -> Response:
+        return Response(WorkflowDetailSerializer(workflow).data, status=status_code)
+
+    @extend_schema(request=WorkflowCreateSerializer, responses={201: WorkflowDetailSerializer})
+    def create(self, request: Request) -> Response:
+        """Create a workflow; the graph is validated (400 naming each node and field at
+        fault) and nothing is saved when it is invalid."""
+        body = WorkflowCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        workflow = services.workflow_create(**body.validated_data)
+        return self._detail(workflow, status.HTTP_201_CREATED)
+
+    def retrieve(self, request: Request, pk: str | None = None) -> Response:
+        return self._detail(self.get_object())
+
+    @extend_schema(request=WorkflowUpdateSerializer, responses=WorkflowDetailSerializer)
+    def partial_update(self, request: Request, pk: str | None = None) -> Response:
+        """Edit the draft. An invalid graph is refused with every error, nothing saved."""
+        workflow = self.get_object()
+        body = WorkflowUpdateSerializer(data=request.data, partial=True)
+        body.is_valid(raise_exception=True)
+        workflow = services.workflow_update_draft(workflow=workflow, **body.validated_data)
+        return self._detail(workflow)
+
+    def destroy(self, request: Request, pk: str | None = None) -> Response:
+        services.workflow_delete(workflow=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=None, responses={201: VersionSerializer})
+    @action(detail=True, methods=["post"])
+    def publish(self, request: Request, pk: str | None = None) -> Response:
+        """Publish the draft as the next version (refused, 400, when the draft is invalid)."""
+        version = services.workflow_publish(workflow=self.get_object(), user=request.user)
+        return Response(VersionSerializer(version).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=RestoreSerializer, responses=WorkflowDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def restore(self, request: Request, pk: str | None = None) -> Response:
+        """Publish an earlier version again; the draft becomes a copy of it."""
+        workflow = self.get_object()
+        body = RestoreSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        number = body.validated_data["version"]
+        version = selectors.workflow_versions(workflow).filter(number=number).first()
+        if version is None:
+            raise DomainError(
+                f"the workflow has no version {number}",
+                field="version",
+                code="not_found",
+                status_code=404,
+            )
+        services.workflow_restore(workflow=workflow, version=version, user=request.user)
+        return self._detail(workflow)
+
+    @extend_schema(responses=WorkflowExportSerializer)
+    @action(detail=True, methods=["get"])
+    def export(self, request: Request, pk: str | None = None) -> Response:
+        """The workflow as a JSON document that import takes (its draft graph)."""
+        workflow = self.get_object()
+        response = Response(exchange.workflow_export(workflow=workflow))
+        response["Content-Disposition"] = f'attachment; filename="workflow-{workflow.pk}.json"'
+        return response
+
+    @extend_schema(request=WorkflowExportSerializer, responses={201: WorkflowDetailSerializer})
+    @action(detail=False, methods=["post"], url_path="import", url_name="import")
+    def import_(self, request: Request) -> Response:
+        """Create a workflow from an export (its draft; publish it to run it)."""
+        workflow = exchange.workflow_import(document=request.data)
+        return self._detail(workflow, status.HTTP_201_CREATED)
+
+    @extend_schema(request=TestRequestSerializer, responses=TestResultSerializer)
+    @action(detail=True, methods=["post"])
+    def test(self, request: Request, pk: str | None = None) -> Response:
+        """Run the draft for an event and a profile inside a transaction that is rolled back
+        (HTTP calls recorded, not sent; delays skipped) and return the full trace."""
+        workflow = self.get_object()
+        body = TestRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        profile = body.validated_data.get("profile") or {}
+        result = trial.workflow_test_as(
+            workflow=workflow,
+            event=body.validated_data["event"],
+            distinct_id=profile.get("distinct_id"),
+            traits=profile.get("traits"),
+        )
+        return Response(result)
+
+    @extend_schema(parameters=[STATUS_PARAM], responses=RunSerializer(many=True))
+    @action(detail=True, methods=["get"], pagination_class=RunCursorPagination)
+    def runs(self, request: Request, pk: str | None = None) -> Response:
+        """The workflow's runs, newest first."""
+        runs = selectors.run_list(workflow=self.get_object())
+        runs = _status_filtered(runs, request.query_params.get("status"))
+        page = self.paginate_queryset(runs)
+        return self.get_paginated_response(RunSerializer(page, many=True).data)
+
+
+def _status_filtered(runs: Any, value: str | None) -> Any:
+    if not value:
+        return runs
+    if value not in RunStatus.values:
+        raise DomainError(
+            f"unknown status {value!r} (one of: {', '.join(RunStatus.values)})", field="status"
+        )
+    return runs.filter(status=value)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[
+            STATUS_PARAM,
+            OpenApiParameter("workflow", OpenApiTypes.INT, description="Runs of this workflow."),
+            OpenApiParameter("event", OpenApiTypes.INT, description="Runs for this event id."),
+        ]
+    )
+)
+class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Workflow runs, with their node traces in the detail."""
+
+    pagination_class = RunCursorPagination
+
+    def get_queryset(self):
+        if self.action == "retrieve":
+            return selectors.run_with_traces()
+        params = self.request.query_params
+        workflow = None
+        if params.get("workflow"):
+            workflow = get_object_or_404(Workflow, pk=_int_param(params["workflow"], "workflow"))
+        event_id = _int_param(params["event"], "event") if params.get("event") else None
+        runs = selectors.run_list(workflow=workflow, event_id=event_id)
+        return _status_filtered(runs, params.get("status"))
+
+    def get_serializer_class(self):
+        return RunDetailSerializer if self.action == "retrieve" else RunSerializer
+
+
+def _int_param(value: str, name: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise DomainError(f"{name} must be an integer", field=name) from None
+
+
+class ActionViewSet(viewsets.ViewSet):
+    """The action registry (built-in and plugin actions)."""
+
+    @extend_schema(responses=ActionSerializer(many=True))
+    def list(self, request: Request) -> Response:
+        """Every action a node can use, with its output ports and config schema."""
+        return Response(ActionSerializer(selectors.action_list(), many=True).data)
