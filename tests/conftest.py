@@ -14,6 +14,7 @@ from django.db import connection
 from django.test import Client, TestCase
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
+from kombu import pools as kombu_pools
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -43,9 +44,32 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip_pg)
 
 
+def broker_pools_reset() -> None:
+    """Close the app's broker connection and producer pools and forget them, so the next task
+    sent opens new ones (to the broker configured then).
+
+    kombu keeps its pools in process-wide registries keyed by broker URL, and a closed pool
+    stays there closed: a worker's shutdown (or a test switching brokers) would leave every
+    later test unable to send a task, even in-process ("Acquire on closed pool")."""
+    kombu_pools.reset()
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+
+
+def _broker_pools_closed() -> bool:
+    pool = celery_app._pool
+    producers = celery_app.amqp._producer_pool
+    return bool(
+        (pool is not None and pool._closed)
+        or (producers is not None and (producers._closed or producers.connections._closed))
+    )
+
+
 @pytest.fixture(autouse=True)
 def _isolated_state() -> Iterator[None]:
     """Each test starts with an empty cache and, by default, tasks run in-process."""
+    if _broker_pools_closed():
+        broker_pools_reset()
     conf = celery_app.conf
     saved = (conf.task_always_eager, conf.task_eager_propagates)
     conf.task_always_eager = True
@@ -130,6 +154,7 @@ def celery_worker(transactional_db: None) -> Iterator[Any]:
         shutdown_timeout=30,
     ) as worker:
         yield worker
+    broker_pools_reset()
 
 
 def on_postgres() -> bool:

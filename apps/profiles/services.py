@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.profiles import traits as trait_ops
@@ -724,10 +724,50 @@ def _profile_stats_add(stats: dict[uuid.UUID, _Stats]) -> None:
         profile.session_count += entry.sessions
         profile.first_seen = _min_time(profile.first_seen, entry.first_seen)
         profile.last_seen = _max_time(profile.last_seen, entry.last_seen)
-        profile.updated_at = now  # bulk_update doesn't apply auto_now
-    Profile.objects.bulk_update(
-        locked.values(), ["event_count", "session_count", "first_seen", "last_seen", "updated_at"]
-    )
+        profile.updated_at = now
+    _profile_stats_write([locked[pk] for pk in stats])
+
+
+_STATS_FIELDS = ("event_count", "session_count", "first_seen", "last_seen", "updated_at")
+
+
+def _profile_stats_write(profiles: Sequence[Profile]) -> None:
+    """Write the stats of many profiles in one statement (PostgreSQL) or one prepared statement
+    run per row (SQLite): Django's bulk_update builds a CASE per column and row, which cost
+    most of a 1,000-event processing task."""
+    table = connection.ops.quote_name(Profile._meta.db_table)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"UPDATE {table} AS p SET event_count = u.ec, session_count = u.sc, "  # noqa: S608
+                "first_seen = u.fs, last_seen = u.ls, updated_at = u.ua "
+                "FROM unnest(%s::uuid[], %s::bigint[], %s::bigint[], %s::timestamptz[], "
+                "%s::timestamptz[], %s::timestamptz[]) AS u(id, ec, sc, fs, ls, ua) "
+                "WHERE p.id = u.id",
+                [
+                    [p.pk for p in profiles],
+                    *([getattr(p, name) for p in profiles] for name in _STATS_FIELDS),
+                ],
+            )
+            return
+        pk_field = Profile._meta.pk
+        assert pk_field is not None
+        when = connection.ops.adapt_datetimefield_value
+        cursor.executemany(
+            f"UPDATE {table} SET event_count = %s, session_count = %s, first_seen = %s, "  # noqa: S608
+            "last_seen = %s, updated_at = %s WHERE id = %s",
+            [
+                [
+                    p.event_count,
+                    p.session_count,
+                    when(p.first_seen),
+                    when(p.last_seen),
+                    when(p.updated_at),
+                    pk_field.get_db_prep_value(p.pk, connection),
+                ]
+                for p in profiles
+            ],
+        )
 
 
 def _event_groups_join(events: Sequence[Any], profiles: dict[str, Profile]) -> None:

@@ -17,6 +17,7 @@ import pytest
 import redis
 from celery.contrib.testing.worker import start_worker
 from django.db import transaction
+from kombu import pools as kombu_pools
 
 from apps.events import services as event_services
 from apps.events.models import Event
@@ -53,6 +54,9 @@ def broker(tmp_path: Any) -> Iterator[RedisServer]:
     finally:
         server.stop()
         _use_broker(saved)
+        # Producer pools closed with the throwaway broker stay in kombu's registry (keyed by
+        # connection): drop them all, so later tests publish on fresh ones.
+        kombu_pools.reset()
 
 
 class Worker:

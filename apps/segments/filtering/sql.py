@@ -6,6 +6,7 @@ import json
 import operator as pyop
 import string
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import reduce
@@ -14,7 +15,16 @@ from typing import Any
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.signals import connection_created
-from django.db.models import BooleanField, Exists, Expression, F, OuterRef, Q, QuerySet
+from django.db.models import (
+    BooleanField,
+    Exists,
+    Expression,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+)
 from django.utils import timezone
 
 from apps.events.models import Event, Session
@@ -68,8 +78,9 @@ def _prepare(alias: str) -> str:
 def profiles_matching(
     filt: Filter, *, now: datetime | None = None, queryset: QuerySet[Profile] | None = None
 ) -> QuerySet[Profile]:
-    """The profiles that match, as one query (behavioural leaves are EXISTS subqueries over
-    events joined through the identity table). Merged profiles never match."""
+    """The profiles that match, as one query (behavioural leaves are subqueries over events
+    joined through the identity table: uncorrelated sets where the filter's top-level AND puts
+    them, correlated EXISTS elsewhere). Merged profiles never match."""
     base = queryset if queryset is not None else Profile.objects.all()
     compiler = _Compiler(_prepare(base.db), now or timezone.now())
     return base.filter(merged_into__isnull=True).filter(compiler.profile(filt.root))
@@ -529,7 +540,20 @@ class _Compiler:
         return leaf(node)
 
     def profile(self, node: Node) -> Q:
-        """A condition on Profile rows."""
+        """A condition on Profile rows.
+
+        Behavioural leaves joined to the rest by the top-level AND (alone, or under a `not`
+        there) read one uncorrelated set of profile ids, which PostgreSQL turns into a hash
+        semi (anti) join that may run in parallel; anywhere else (under `or`, under `not` of a
+        combination) they stay correlated EXISTS, since a set under OR is not joined but probed
+        per profile, in a hash only when it fits work_mem, else by scanning it every time."""
+        if isinstance(node, And):
+            return reduce(pyop.and_, (self.profile(c) for c in node.children))
+        if isinstance(node, Performed):
+            return self._performed_set(node)
+        if isinstance(node, Not) and isinstance(node.child, Performed):
+            # `not (performed X)` is exactly `not_performed X` (and the converse).
+            return self._performed_set(replace(node.child, negated=not node.child.negated))
         return self._combine(node, self._profile_leaf)
 
     def event(self, node: Node) -> Q:
@@ -587,16 +611,51 @@ class _Compiler:
             query |= ~Q(Exists(of_type))
         return query
 
-    def _performed(self, node: Performed) -> Q:
-        owned = Identity.objects.filter(profile_id=OuterRef(OuterRef("pk"))).values("distinct_id")
-        events = Event.objects.filter(distinct_id__in=owned)
+    def _performed_events(self, node: Performed, events: QuerySet[Event]) -> QuerySet[Event]:
+        """The events a behavioural leaf counts, whoever performed them."""
         if node.event != ANY_EVENT:
             events = events.filter(event_name=node.event)
         if node.within_days is not None:
             events = events.filter(timestamp__gte=self.now - timedelta(days=node.within_days))
         if node.where is not None:
             events = events.filter(self.event(node.where))
-        events = events.order_by()
+        return events.order_by()
+
+    def _performed_set(self, node: Performed) -> Q:
+        """`pk IN (the profiles with at least N matching events)`, the set computed once:
+        the matching events (an ORM query) joined to their profiles through the identity table
+        (a distinct_id has one identity row at most, so each event counts once), grouped by
+        profile when N > 1. Negated, `NOT EXISTS` over the same set: an anti join, never a
+        `NOT IN`, which PostgreSQL cannot turn into one and probes row by row when the set
+        does not fit work_mem (identity.profile_id is NOT NULL, so both are exact)."""
+        events = self._performed_events(node, Event.objects.all()).values("distinct_id")
+        identity = Identity._meta.db_table
+        members: Parts = [
+            "SELECT cdp_identity.profile_id FROM ",
+            Subquery(events),
+            f' cdp_event JOIN "{identity}" cdp_identity'
+            " ON cdp_identity.distinct_id = cdp_event.distinct_id",
+        ]
+        if node.at_least > 1:
+            members += [
+                " GROUP BY cdp_identity.profile_id HAVING count(*) >= ",
+                _Param(node.at_least),
+            ]
+        if node.negated:
+            return _q(
+                [
+                    "NOT EXISTS (SELECT 1 FROM (",
+                    *members,
+                    ") cdp_members WHERE cdp_members.profile_id = ",
+                    F("pk"),
+                    ")",
+                ]
+            )
+        return _q([F("pk"), " IN (", *members, ")"])
+
+    def _performed(self, node: Performed) -> Q:
+        owned = Identity.objects.filter(profile_id=OuterRef(OuterRef("pk"))).values("distinct_id")
+        events = self._performed_events(node, Event.objects.filter(distinct_id__in=owned))
         if node.at_least > 1:
             # EXISTS (... OFFSET n-1 LIMIT 1): stops at the n-th event instead of counting all.
             events = events[node.at_least - 1 : node.at_least]
