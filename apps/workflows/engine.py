@@ -353,41 +353,62 @@ def _touched(ops: dict[str, Any]) -> set[str]:
     return keys
 
 
+def people_steps(effects: list[Effect]) -> list[dict[str, Any]]:
+    """Consecutive people operations merged into as few ops dicts as keep their order: a trait
+    touched again starts a new dict (people_apply applies one dict's operations in its own
+    order, not the staging order)."""
+    steps: list[dict[str, Any]] = []
+    batch: dict[str, Any] = {}
+    batch_keys: set[str] = set()
+    for effect in effects:
+        ops = effect.data["ops"]
+        keys = _touched(ops)
+        if keys & batch_keys:  # the same trait twice: keep the order of operations
+            steps.append(batch)
+            batch, batch_keys = {}, set()
+        for op, values in ops.items():
+            if op == "unset":
+                batch.setdefault(op, []).extend(values)
+            else:
+                batch.setdefault(op, {}).update(values)
+        batch_keys |= keys
+    if batch:
+        steps.append(batch)
+    return steps
+
+
+def people_only(effects: list[Effect]) -> bool:
+    """Whether the changes are people operations only (no profile deletion): those of many
+    runs can be applied together (profile_services.people_apply_many)."""
+    return all(effect.kind == "people" and "delete" not in effect.data["ops"] for effect in effects)
+
+
+def people_errors_message(errors: dict[str, str]) -> str:
+    return "; ".join(f"{key}: {message}" for key, message in errors.items())
+
+
 def effects_apply(run: RunContext, effects: list[Effect]) -> None:
     """Apply staged changes in order, through the profile, segment and event services. Runs
     in the caller's transaction: an exception leaves nothing applied. Consecutive people
-    operations on different traits go in one people_apply call."""
+    operations go in as few people_apply calls as keep their order (people_steps)."""
     from apps.events.services import events_emit
     from apps.profiles import selectors as profile_selectors
     from apps.profiles import services as profile_services
     from apps.segments import selectors as segment_selectors
     from apps.segments import services as segment_services
 
-    batch: dict[str, Any] = {}
-    batch_keys: set[str] = set()
+    people: list[Effect] = []
 
     def flush() -> None:
-        nonlocal batch, batch_keys
-        if batch:
-            result = profile_services.people_apply(distinct_id=run.distinct_id, ops=batch)
+        for ops in people_steps(people):
+            result = profile_services.people_apply(distinct_id=run.distinct_id, ops=ops)
             if result.errors:
-                raise ActionError(
-                    "; ".join(f"{key}: {message}" for key, message in result.errors.items())
-                )
-        batch, batch_keys = {}, set()
+                raise ActionError(people_errors_message(result.errors))
+        people.clear()
 
     for effect in effects:
         if effect.kind == "people":
-            ops = effect.data["ops"]
-            keys = _touched(ops)
-            if keys & batch_keys:  # the same trait twice: keep the order of operations
-                flush()
-            for op, values in ops.items():
-                if op == "unset":
-                    batch.setdefault(op, []).extend(values)
-                else:
-                    batch.setdefault(op, {}).update(values)
-            batch_keys |= keys
+            people.append(effect)
             continue
         flush()
         if effect.kind == "merge_by":

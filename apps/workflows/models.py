@@ -19,18 +19,26 @@ TRUNCATED_MARKER = "__truncated__"
 def cap_json(value: Any, limit: int | None = None) -> Any:
     """Keep stored traces bounded: a value whose JSON exceeds `limit` bytes is replaced by a
     marker object holding its size and the start of its JSON text."""
+    encoded = cap_json_encoded(value, limit)
+    return None if encoded is None else orjson.loads(encoded)
+
+
+def cap_json_encoded(value: Any, limit: int | None = None) -> bytes | None:
+    """cap_json's result as JSON text (None for None)."""
     if limit is None:
         limit = settings.CDP_WORKFLOW_TRACE_MAX_BYTES
     if value is None:
         return None
     encoded = orjson.dumps(value, default=str)
     if len(encoded) <= limit:
-        return orjson.loads(encoded)
-    return {
-        TRUNCATED_MARKER: True,
-        "bytes": len(encoded),
-        "preview": encoded[: max(limit - 200, 0)].decode("utf-8", "ignore"),
-    }
+        return encoded
+    return orjson.dumps(
+        {
+            TRUNCATED_MARKER: True,
+            "bytes": len(encoded),
+            "preview": encoded[: max(limit - 200, 0)].decode("utf-8", "ignore"),
+        }
+    )
 
 
 def empty_graph() -> dict[str, Any]:

@@ -22,7 +22,16 @@ from apps.events.models import Event
 from apps.sources.models import EventSource
 from apps.workflows.actions import ActionError
 from apps.workflows.context import RunContext
-from apps.workflows.engine import Execution, NodeRecord, Outcome, effects_apply, json_safe
+from apps.workflows.engine import (
+    Execution,
+    NodeRecord,
+    Outcome,
+    effects_apply,
+    json_safe,
+    people_errors_message,
+    people_only,
+    people_steps,
+)
 from apps.workflows.graph import Graph, graph_compile, graph_validate
 from apps.workflows.models import (
     NodeTrace,
@@ -32,6 +41,7 @@ from apps.workflows.models import (
     WorkflowRun,
     WorkflowVersion,
     cap_json,
+    cap_json_encoded,
 )
 from apps.workflows.rules import event_depth, rules_cache_clear, rules_invalidate, rules_table
 from cdp.errors import DomainError
@@ -443,6 +453,52 @@ def _traces(run: WorkflowRun, records: list[NodeRecord]) -> list[NodeTrace]:
     ]
 
 
+def _json_fragment(encoded: bytes | None) -> orjson.Fragment | None:
+    return None if encoded is None else orjson.Fragment(encoded)
+
+
+_PG_TRACES_INSERT = f"""
+INSERT INTO {NodeTrace._meta.db_table}
+    (run_id, node_id, action, input, port, output, started_at, duration_ms, error, attempt)
+SELECT run_id, node_id, action, input, port, output, started_at, duration_ms, error, attempt
+FROM jsonb_to_recordset(%s::jsonb) AS t(
+    run_id bigint, node_id text, action text, input jsonb, port text, output jsonb,
+    started_at timestamptz, duration_ms integer, error text, attempt smallint
+)
+"""  # noqa: S608 - the table name is a constant
+
+
+def _traces_insert(runs: Sequence[tuple[WorkflowRun, list[NodeRecord]]]) -> None:
+    """Insert the node traces of runs in one statement. On PostgreSQL the rows go as one JSON
+    document (jsonb_to_recordset, each capped value embedded as encoded once by cap_json):
+    bulk_create's arrays are escaped by the client element by element, which cost more than
+    the insert itself; elsewhere bulk_create."""
+    if connection.vendor != "postgresql":
+        NodeTrace.objects.bulk_create(
+            [trace for run, records in runs for trace in _traces(run, records)]
+        )
+        return
+    rows = [
+        {
+            "run_id": run.pk,
+            "node_id": r.node_id,
+            "action": r.action,
+            "input": _json_fragment(cap_json_encoded(r.input)),
+            "port": r.port,
+            "output": _json_fragment(cap_json_encoded(r.output)),
+            "started_at": r.started_at,
+            "duration_ms": r.duration_ms,
+            "error": r.error[:4000],
+            "attempt": r.attempt,
+        }
+        for run, records in runs
+        for r in records
+    ]
+    if rows:
+        with connection.cursor() as cursor:
+            cursor.execute(_PG_TRACES_INSERT, [orjson.dumps(rows).decode()])
+
+
 @dataclass(slots=True)
 class _Done:
     """An executed run, waiting to be recorded with its changes."""
@@ -477,6 +533,57 @@ def _apply(done: _Done) -> None:
             if not isinstance(exc, DomainError | ActionError):
                 logger.exception("Workflow run %s: its changes could not be applied", run.pk)
             status, error = RunStatus.FAILED, f"applying the changes failed: {exc}"
+    _finish(done, status, error)
+
+
+def _people_only(done: _Done) -> bool:
+    """A run whose changes are people operations only: applied with others' in one go."""
+    return (
+        done.outcome.status != RunStatus.FAILED
+        and bool(done.ctx.effects)
+        and people_only(done.ctx.effects)
+    )
+
+
+def _apply_people(group: list[_Done]) -> None:
+    """Apply the people operations of runs that change nothing else, together (one read,
+    lock and write of their profiles: people_apply_many), each run all or nothing as
+    effects_apply in a savepoint would, and set their final fields."""
+    from apps.profiles.services import people_apply_many
+
+    results = people_apply_many(
+        changes=[(item.ctx.distinct_id, people_steps(item.ctx.effects)) for item in group]
+    )
+    for item, result in zip(group, results, strict=True):
+        if result.errors:
+            message = people_errors_message(result.errors)
+            _finish(item, RunStatus.FAILED, f"applying the changes failed: {message}")
+        else:
+            _finish(item, item.outcome.status, item.outcome.error)
+
+
+def _apply_all(done: list[_Done]) -> None:
+    """Apply the runs' changes in order: consecutive runs that only change people's traits
+    together (_apply_people), the others one by one (_apply)."""
+    group: list[_Done] = []
+    for item in done:
+        if _people_only(item):
+            group.append(item)
+            continue
+        if item.outcome.status == RunStatus.FAILED or not item.ctx.effects:
+            _finish(item, item.outcome.status, item.outcome.error)  # nothing to apply
+            continue
+        if group:
+            _apply_people(group)
+            group = []
+        _apply(item)
+    if group:
+        _apply_people(group)
+
+
+def _finish(done: _Done, status: str, error: str) -> None:
+    """Set a run's final fields (saved by _runs_update or save)."""
+    run, ctx, outcome = done.run, done.ctx, done.outcome
     now = timezone.now()
     run.status = status
     run.error = error[:4000]
@@ -525,13 +632,10 @@ def _record(done: list[_Done], dropped: Sequence[int] = ()) -> None:
         # in one order: no deadlock), so a merge_by or an identify here can't interleave with
         # the processing of the same person.
         person_locks_hold(distinct_ids=_people_touched(done))
-        for item in done:
-            _apply(item)
+        _apply_all(done)
         if done:
             _runs_update([item.run for item in done])
-            NodeTrace.objects.bulk_create(
-                [trace for item in done for trace in _traces(item.run, item.outcome.records)]
-            )
+            _traces_insert([(item.run, item.outcome.records) for item in done])
         for item in done:
             if item.run.status == RunStatus.WAITING:
                 _schedule_resume(item.run)
@@ -544,35 +648,37 @@ UPDATE {WorkflowRun._meta.db_table} AS r
 SET status = u.status, error = u.error, variables = u.variables, state = u.state,
     resume_at = u.resume_at, finished_at = u.finished_at, duration_ms = u.duration_ms,
     profile_id = u.profile_id
-FROM unnest(
-    %s::bigint[], %s::text[], %s::text[], %s::jsonb[], %s::jsonb[],
-    %s::timestamptz[], %s::timestamptz[], %s::integer[], %s::uuid[]
-) AS u(id, status, error, variables, state, resume_at, finished_at, duration_ms, profile_id)
+FROM jsonb_to_recordset(%s::jsonb) AS u(
+    id bigint, status text, error text, variables jsonb, state jsonb,
+    resume_at timestamptz, finished_at timestamptz, duration_ms integer, profile_id uuid
+)
 WHERE r.id = u.id
 """  # noqa: S608 - the table name is a constant
 
 
 def _runs_update(runs: list[WorkflowRun]) -> None:
-    """Save how the runs ended: on PostgreSQL one UPDATE from arrays (bulk_update's CASE per
-    field and row cost more than the runs' own changes), elsewhere bulk_update."""
+    """Save how the runs ended: on PostgreSQL one UPDATE from one JSON document
+    (bulk_update's CASE per field and row, or arrays the client escapes element by element,
+    cost more than the runs' own changes), elsewhere bulk_update."""
     if connection.vendor != "postgresql":
         WorkflowRun.objects.bulk_update(runs, [*_RECORDED_FIELDS, "profile_id"])
         return
+    rows = [
+        {
+            "id": run.pk,
+            "status": run.status,
+            "error": run.error,
+            "variables": run.variables,
+            "state": run.state,
+            "resume_at": run.resume_at,
+            "finished_at": run.finished_at,
+            "duration_ms": run.duration_ms,
+            "profile_id": str(run.profile_id) if run.profile_id else None,
+        }
+        for run in runs
+    ]
     with connection.cursor() as cursor:
-        cursor.execute(
-            _PG_RUNS_UPDATE,
-            [
-                [run.pk for run in runs],
-                [run.status for run in runs],
-                [run.error for run in runs],
-                [orjson.dumps(run.variables).decode() for run in runs],
-                [orjson.dumps(run.state).decode() for run in runs],
-                [run.resume_at for run in runs],
-                [run.finished_at for run in runs],
-                [run.duration_ms for run in runs],
-                [str(run.profile_id) if run.profile_id else None for run in runs],
-            ],
-        )
+        cursor.execute(_PG_RUNS_UPDATE, [orjson.dumps(rows, default=str).decode()])
 
 
 def _schedule_resume(run: WorkflowRun) -> None:
@@ -607,17 +713,36 @@ def _profile_for(distinct_id: str) -> Any:
     return profile_get_for_distinct_id(distinct_id) if distinct_id else None
 
 
+_PG_RUNS_CLAIM = f"""
+UPDATE {WorkflowRun._meta.db_table} SET status = %s, started_at = %s
+WHERE id IN (
+    SELECT id FROM {WorkflowRun._meta.db_table}
+    WHERE id = ANY(%s) AND status = %s AND NOT test
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING *
+"""  # noqa: S608 - the table name is a constant
+
+
 def _runs_claim(run_ids: Sequence[int]) -> list[WorkflowRun]:
     """Claim the runs still queued (queued -> running), in id order, and commit the claim.
     A run another worker claimed (or is claiming: row locked) or that already ended is left
-    out, so a task delivered twice, or a redispatch racing the first delivery, runs it once."""
+    out, so a task delivered twice, or a redispatch racing the first delivery, runs it once.
+    On PostgreSQL one UPDATE ... RETURNING; elsewhere a select and an update."""
+    now = timezone.now()
     with transaction.atomic():
+        if connection.vendor == "postgresql":
+            runs = list(
+                WorkflowRun.objects.raw(
+                    _PG_RUNS_CLAIM, [RunStatus.RUNNING, now, list(run_ids), RunStatus.QUEUED]
+                )
+            )
+            return sorted(runs, key=lambda run: run.pk)
         query = WorkflowRun.objects.filter(pk__in=run_ids, status=RunStatus.QUEUED, test=False)
         if connection.features.has_select_for_update_skip_locked:
             query = query.select_for_update(skip_locked=True)
         runs = list(query.order_by("id"))
         if runs:
-            now = timezone.now()
             WorkflowRun.objects.filter(
                 pk__in=[run.pk for run in runs], status=RunStatus.QUEUED
             ).update(status=RunStatus.RUNNING, started_at=now)
@@ -788,7 +913,7 @@ def run_resume(*, run_id: int) -> WorkflowRun | None:
         person_locks_hold(distinct_ids=_people_touched([item]))
         _apply(item)
         run.save(update_fields=_RECORDED_FIELDS)
-        NodeTrace.objects.bulk_create(_traces(run, outcome.records))
+        _traces_insert([(run, outcome.records)])
         if run.status == RunStatus.WAITING:
             _schedule_resume(run)
     return run

@@ -178,3 +178,47 @@ def test_identify_traits_and_private_traits(send):
     profile = profile_of("user-1")
     assert profile.traits == {"plan": "pro"}
     assert profile.private_traits == {"email": "ann@example.com", "ssn_last4": "1234"}
+
+
+# --- many people at once (the workflow engine's batches) -----------------------------------------
+
+
+@pytest.mark.django_db
+def test_people_apply_many_applies_each_change_all_or_nothing_in_order():
+    from apps.profiles import services
+
+    services.people_apply(distinct_id="bob", ops={"set": {"score": "high", "plan": "free"}})
+    results = services.people_apply_many(
+        changes=[
+            ("ann", [{"set": {"plan": "pro"}, "increment": {"logins": 1}}]),
+            # Incrementing a string fails: none of bob's change applies (not even the set).
+            ("bob", [{"set": {"plan": "pro"}}, {"increment": {"score": 1}}]),
+            # The same person again: applied after the first change, seeing it.
+            ("ann", [{"increment": {"logins": 2}}, {"set": {"plan": "team"}}]),
+            ("cid", [{"unset": ["nothing"]}]),  # a new person gets a profile
+        ]
+    )
+
+    assert [sorted(r.errors) for r in results] == [[], ["increment.score"], [], []]
+    assert profile_of("ann").traits == {"plan": "team", "logins": 3}
+    assert profile_of("bob").traits == {"score": "high", "plan": "free"}
+    assert profile_of("cid").traits == {}
+    assert results[0].profile is not None
+    assert results[0].profile.pk == profile_of("ann").pk
+
+
+@pytest.mark.django_db
+def test_people_apply_many_follows_merges_and_refuses_deletes():
+    from apps.profiles import services
+
+    services.people_apply(distinct_id="ann", ops={"set": {"plan": "free"}})
+    services.people_apply(distinct_id="ann-phone", ops={"set": {"device": "phone"}})
+    survivor, merged = profile_of("ann"), profile_of("ann-phone")
+    services.profile_merge(survivor=survivor, merged=merged, trigger="manual")
+
+    services.people_apply_many(changes=[("ann-phone", [{"set": {"plan": "pro"}}])])
+
+    assert profile_of("ann-phone").pk == survivor.pk
+    assert profile_of("ann").traits["plan"] == "pro"
+    with pytest.raises(ValueError, match="people_apply"):
+        services.people_apply_many(changes=[("ann", [{"delete": True}])])
