@@ -23,8 +23,12 @@ run: install
 test: install
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# With no DATABASE_URL, the benchmarks get throwaway PostgreSQL and Redis servers (installed
+# from Debian packages when missing), as CI does.
 bench: install
-	$(BIN)/python -m tests.bench $(BENCH_ARGS)
+	@if [ -n "$$DATABASE_URL" ]; then $(BIN)/python -m tests.bench $(BENCH_ARGS); else \
+		bash -c 'set -e; source .ci/services.sh; services_install; services_start; \
+			trap services_stop EXIT; $(BIN)/python -m tests.bench $(BENCH_ARGS)'; fi
 
 lint: install
 	$(BIN)/ruff check .

@@ -10,12 +10,13 @@ configured one.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from tests.bench.common import django_setup, throwaway_database
 
 NAME = "merge"
 LIMIT = 1.5
@@ -129,21 +130,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_arguments(parser)
     args = parser.parse_args()
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cdp.settings")
-    import django
-
-    django.setup()
-    from django.conf import settings
-    from django.db import connection
-
-    db = settings.DATABASES["default"]
-    if connection.vendor != "sqlite":
-        db.setdefault("TEST", {})["NAME"] = f"{db['NAME']}_bench"
-    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
-    try:
+    django_setup()
+    with throwaway_database("bench"):
         result = run(args)
-    finally:
-        connection.creation.destroy_test_db(old_name, verbosity=0)
     print(report(result))
     print(f"small runs (ms): {result['small_ms']}")
     print(f"large runs (ms): {result['large_ms']}")

@@ -12,11 +12,12 @@ configured one. PostgreSQL only: the data is generated in SQL (generate_series).
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 from datetime import timedelta
 from typing import Any
+
+from tests.bench.common import django_setup, throwaway_database
 
 NAME = "segments"
 LIMIT = 1.5
@@ -215,23 +216,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_arguments(parser)
     args = parser.parse_args()
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cdp.settings")
-    import django
-
-    django.setup()
-    from django.conf import settings
-    from django.db import connection
-
+    connection = django_setup()
     if connection.vendor != "postgresql":
         print("segments: skipped, the benchmark needs PostgreSQL (set DATABASE_URL)")
         return 0
-    db = settings.DATABASES["default"]
-    db.setdefault("TEST", {})["NAME"] = f"{db['NAME']}_bench_segments"
-    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
-    try:
+    with throwaway_database("bench_segments"):
         result = run(args)
-    finally:
-        connection.creation.destroy_test_db(old_name, verbosity=0)
     print(report(result))
     print(f"data generated in (s): {result['generate_s']}")
     print(

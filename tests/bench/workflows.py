@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import os
 import statistics
 import time
 import uuid
 from datetime import timedelta
 from typing import Any
+
+from tests.bench.common import django_setup, throwaway_database
 
 NAME = "workflows"
 LIMIT = 2.0
@@ -219,24 +220,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_arguments(parser)
     args = parser.parse_args()
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cdp.settings")
-    os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "false")
-    import django
-
-    django.setup()
+    connection = django_setup(CELERY_TASK_ALWAYS_EAGER="false")
     from django.conf import settings
-    from django.db import connection
 
     if connection.vendor != "postgresql" or not settings.REDIS_URL:
         print("workflows benchmark: needs DATABASE_URL (PostgreSQL) and REDIS_URL")
         return 2
-    db = settings.DATABASES["default"]
-    db.setdefault("TEST", {})["NAME"] = f"{db['NAME']}_bench_workflows"
-    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
-    try:
+    with throwaway_database("bench_workflows"):
         result = run(args)
-    finally:
-        connection.creation.destroy_test_db(old_name, verbosity=0)
     print(report(result))
     print(f"without rules (s): {result['without_s']}")
     print(f"with rules (s): {result['with_s']}")
