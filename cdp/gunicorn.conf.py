@@ -46,3 +46,13 @@ loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 
 # Proxies whose X-Forwarded-* headers gunicorn trusts (comma-separated IPs, or *).
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
+def worker_exit(server: object, worker: object) -> None:
+    """Publish the processing tasks this worker's dispatcher still holds (CDP_DISPATCH_MODE
+    "background") before it exits; what a killed worker can't publish, the redispatch does."""
+    try:
+        from apps.events.dispatch import dispatcher_stop
+    except Exception:  # the app never loaded in this worker: nothing to flush
+        return
+    dispatcher_stop()

@@ -248,6 +248,16 @@ CDP_MAX_FUTURE_SECONDS = env.int("CDP_MAX_FUTURE_SECONDS", default=24 * 3600)
 # Events still unprocessed this long after they arrived, and workflow runs still queued this
 # long after processing recorded them, are dispatched again.
 CDP_REDISPATCH_AFTER_SECONDS = env.int("CDP_REDISPATCH_AFTER_SECONDS", default=120)
+# How a tracking request queues the processing of the events it committed. "inline": the
+# request publishes the task itself after the commit. "background": it hands the ids to a
+# thread of its web process that publishes the ids of many requests as one task every
+# CDP_DISPATCH_INTERVAL_MS (the broker round trip leaves the request path; events of a process
+# that dies before publishing are queued again by the redispatch). Tasks that run in-process
+# (CELERY_TASK_ALWAYS_EAGER) always take the inline path.
+CDP_DISPATCH_MODE = env.str("CDP_DISPATCH_MODE", default="background" if REDIS_URL else "inline")
+if CDP_DISPATCH_MODE not in ("inline", "background"):
+    raise ValueError(f"CDP_DISPATCH_MODE must be inline or background, not {CDP_DISPATCH_MODE!r}")
+CDP_DISPATCH_INTERVAL_MS = env.int("CDP_DISPATCH_INTERVAL_MS", default=50)
 CDP_PROCESS_BATCH_SIZE = env.int("CDP_PROCESS_BATCH_SIZE", default=1000)
 # How many reverse proxies in front of us append to X-Forwarded-For (0: use REMOTE_ADDR).
 CDP_TRUSTED_PROXY_COUNT = env.int("CDP_TRUSTED_PROXY_COUNT", default=0)

@@ -18,6 +18,7 @@ from kombu import pools as kombu_pools
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from apps.events.dispatch import dispatcher_flush
 from apps.sources import selectors as source_selectors
 from apps.sources import services as source_services
 from apps.sources.models import EventSource
@@ -77,6 +78,8 @@ def _isolated_state() -> Iterator[None]:
     cache.clear()
     source_selectors.source_cache_clear()
     yield
+    # Ids a test left with the background dispatcher are published now, not in a later test.
+    dispatcher_flush()
     conf.task_always_eager, conf.task_eager_propagates = saved
     source_selectors.source_cache_clear()
 

@@ -40,6 +40,7 @@ print(json.dumps({
     "broker": app.conf.broker_url,
     "debug": settings.DEBUG,
     "allowed_hosts": settings.ALLOWED_HOSTS,
+    "dispatch": settings.CDP_DISPATCH_MODE,
 }))
 """
 
@@ -193,3 +194,13 @@ def test_env_example_values_are_accepted_by_the_settings():
     assert settings["engine"] == "django.db.backends.postgresql"
     assert settings["broker"].startswith("redis://")
     assert settings["allowed_hosts"] == ["cdp.example.com", "localhost"]
+
+
+def test_processing_is_dispatched_in_the_background_only_with_a_broker():
+    assert settings_with()["dispatch"] == "inline"
+    assert settings_with(REDIS_URL="redis://127.0.0.1:6379/0")["dispatch"] == "background"
+    explicit = settings_with(REDIS_URL="redis://127.0.0.1:6379/0", CDP_DISPATCH_MODE="inline")
+    assert explicit["dispatch"] == "inline"
+    result = run_python(SHOW_SETTINGS, CDP_DISPATCH_MODE="later")
+    assert result.returncode != 0
+    assert "CDP_DISPATCH_MODE must be inline or background" in result.stderr

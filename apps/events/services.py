@@ -18,7 +18,7 @@ from django.utils import timezone
 from apps.events.incoming import IncomingEvent, serialize_object
 from apps.events.models import Event, Session
 from apps.events.sessions import ENTRY_FIELDS, SessionAssignment, lock_keys, sessions_assign
-from apps.events.storage import events_insert, events_mark_processed
+from apps.events.storage import events_insert, events_mark_processed, events_store
 from apps.events.wire.base import ParsedBatch
 from apps.profiles import identification
 from apps.profiles import services as profile_services
@@ -58,9 +58,10 @@ def events_ingest(*, source: EventSource, batch: ParsedBatch) -> IngestResult:
         _send_ephemeral(list(unique.values()))
         accepted = len(unique)
     else:
-        with transaction.atomic():
-            ids = events_insert(list(unique.values()))
-            events_dispatch(ids)
+        # Committed when events_store returns (unless the caller holds a transaction, whose
+        # commit then queues the processing).
+        ids = events_store(list(unique.values()))
+        events_dispatch(ids, deferred=True)
         accepted = len(ids)
     return IngestResult(
         accepted=accepted,
@@ -180,9 +181,33 @@ def _send_process(event_ids: Sequence[int]) -> bool:
     return True
 
 
-def events_dispatch(event_ids: Sequence[int]) -> None:
-    """Queue processing of stored events once the current transaction commits."""
-    if event_ids:
+def _dispatch_in_background() -> bool:
+    """Whether committed ids go to this process's background dispatcher (apps.events.dispatch)
+    rather than being published by the committing thread. Never when tasks run in-process
+    (embedded default, tests): they run right after the commit, as before."""
+    from cdp.celery import app as celery_app
+
+    return settings.CDP_DISPATCH_MODE == "background" and not celery_app.conf.task_always_eager
+
+
+def _hand_to_dispatcher(event_ids: list[int]) -> None:
+    from apps.events.dispatch import dispatcher
+
+    dispatcher().submit(event_ids)
+
+
+def events_dispatch(event_ids: Sequence[int], *, deferred: bool = False) -> None:
+    """Queue processing of stored events once the current transaction commits.
+
+    deferred (the tracking request path): in CDP_DISPATCH_MODE "background" the ids go to this
+    process's dispatcher thread, which publishes the ids of many requests as one task a few
+    milliseconds later; the request doesn't wait for the broker. The outbox redispatch covers
+    a process that dies before it publishes."""
+    if not event_ids:
+        return
+    if deferred and _dispatch_in_background():
+        transaction.on_commit(partial(_hand_to_dispatcher, list(event_ids)))
+    else:
         transaction.on_commit(partial(_send_process, list(event_ids)))
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import psycopg
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 
 from apps.events.incoming import IncomingEvent
 from apps.events.models import Event
@@ -51,6 +51,46 @@ RETURNING id
 _PG_TIMEOUTS = (
     "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)"
 )
+
+
+def events_store(events: Sequence[IncomingEvent]) -> list[int]:
+    """Insert the events in a transaction and return the ids of those that were new, once
+    that transaction is committed (or, inside the caller's transaction, once it is written).
+
+    PostgreSQL outside a transaction: the timeouts and the insert go to the server in one
+    pipeline, which runs them as one implicit transaction committed at its Sync: one round
+    trip instead of four (BEGIN, timeouts, insert, COMMIT), and the same guarantee: when this
+    returns, the events are committed; when it raises, nothing was stored."""
+    if not events:
+        return []
+    if (
+        connection.vendor == "postgresql"
+        and not connection.in_atomic_block
+        and psycopg.Pipeline.is_supported()  # libpq 14+: psycopg-binary bundles one
+    ):
+        return _pg_store_pipelined(events)
+    with transaction.atomic():
+        return events_insert(events)
+
+
+def _pg_store_pipelined(events: Sequence[IncomingEvent]) -> list[int]:
+    with connection.wrap_database_errors:
+        settings_cursor, insert_cursor = _server_bound_cursor(), _server_bound_cursor()
+        try:
+            pgconn: Any = connection.connection
+            with pgconn.pipeline():
+                # Autocommit, so no BEGIN: the statements up to the pipeline's Sync (sent at
+                # the end of this block) run as one implicit transaction, committed before the
+                # server answers the Sync.
+                timeout = settings.CDP_INGEST_DB_TIMEOUT_MS
+                if timeout:
+                    settings_cursor.execute(_PG_TIMEOUTS, [f"{timeout}ms", f"{timeout}ms"])
+                insert_cursor.execute(_PG_INSERT, _columns(events))
+            # Read after the Sync was answered, that is after the commit.
+            return [row[0] for row in insert_cursor.fetchall()]
+        finally:
+            settings_cursor.close()
+            insert_cursor.close()
 
 
 def events_insert(events: Sequence[IncomingEvent]) -> list[int]:

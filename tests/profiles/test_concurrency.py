@@ -49,7 +49,7 @@ def _in_threads(jobs: list[Callable[[], object]]) -> list[object]:
 def store(tracker, monkeypatch):
     """Store events through the API without processing them, so the test decides who
     processes what, when. Returns the stored events' ids."""
-    monkeypatch.setattr(event_services, "events_dispatch", lambda ids: None)
+    monkeypatch.setattr(event_services, "events_dispatch", lambda ids, **options: None)
     seen: set[int] = set()
 
     def stored(payload, path="/api/track"):
