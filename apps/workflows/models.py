@@ -175,6 +175,9 @@ class WorkflowRun(models.Model):
         indexes = [
             models.Index(fields=["workflow", "-created_at"], name="workflows_run_workflow_idx"),
             models.Index(fields=["event"], name="workflows_run_event_idx"),
+            # The runs of an event (API ?event=, the event's admin link), kept when the event
+            # row is gone (ephemeral sources, retention).
+            models.Index(fields=["event_ref"], name="workflows_run_event_ref_idx"),
             models.Index(fields=["created_at"], name="workflows_run_created_idx"),
             # Small partial indexes for the periodic tasks: runs left queued (the outbox of
             # runs, see services.runs_redispatch_queued) and waiting runs by due time.
