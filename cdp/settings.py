@@ -142,6 +142,7 @@ CELERY_TASK_ROUTES = {
     "apps.segments.tasks.recompute_segments": {"queue": "segments"},
     "apps.segments.tasks.recompute_segment": {"queue": "segments"},
     "apps.segments.tasks.reevaluate_profiles": {"queue": "segments"},
+    "apps.segments.tasks.reevaluate_group_members": {"queue": "segments"},
     "apps.workflows.tasks.*": {"queue": "workflows"},
 }
 CELERY_BEAT_SCHEDULE = {
@@ -285,6 +286,11 @@ CDP_WORKFLOW_NODE_TIMEOUT = env.float("CDP_WORKFLOW_NODE_TIMEOUT", default=30.0)
 CDP_WORKFLOW_RULES_CACHE_SECONDS = env.float("CDP_WORKFLOW_RULES_CACHE_SECONDS", default=1.0)
 # Matched events per run_rules task.
 CDP_WORKFLOW_DISPATCH_CHUNK = env.int("CDP_WORKFLOW_DISPATCH_CHUNK", default=100)
+# Seconds a claimed run may stay running before the redispatch task takes its worker for lost
+# and gives it back (queued, or waiting when it was resumed from a delay). Must exceed the
+# longest legitimate run_rules task: a batch of CDP_WORKFLOW_DISPATCH_CHUNK runs shares one
+# claim, and each node attempt is bounded by its timeout (docs/workflows.md).
+CDP_WORKFLOW_RUN_LEASE_SECONDS = env.int("CDP_WORKFLOW_RUN_LEASE_SECONDS", default=900)
 
 LOGGING = {
     "version": 1,

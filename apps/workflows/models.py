@@ -164,6 +164,11 @@ class WorkflowRun(models.Model):
     state = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    # The lease: when a worker last claimed the run (queued -> running, or waiting -> running
+    # to resume it). A run still running CDP_WORKFLOW_RUN_LEASE_SECONDS after its claim lost
+    # its worker and is given back (services.runs_recover_lost), `recoveries` counting it.
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    recoveries = models.PositiveSmallIntegerField(default=0)
     # While waiting: when the earliest pending delay is due (what runs_resume_due looks up).
     resume_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -180,11 +185,17 @@ class WorkflowRun(models.Model):
             models.Index(fields=["event_ref"], name="workflows_run_event_ref_idx"),
             models.Index(fields=["created_at"], name="workflows_run_created_idx"),
             # Small partial indexes for the periodic tasks: runs left queued (the outbox of
-            # runs, see services.runs_redispatch_queued) and waiting runs by due time.
+            # runs, see services.runs_redispatch_queued), running runs by claim time (their
+            # lease, see services.runs_recover_lost) and waiting runs by due time.
             models.Index(
                 fields=["created_at"],
                 condition=Q(status="queued"),
                 name="workflows_run_queued_idx",
+            ),
+            models.Index(
+                fields=["claimed_at"],
+                condition=Q(status="running"),
+                name="workflows_run_running_idx",
             ),
             models.Index(
                 fields=["resume_at"],

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Max
+from django.db.models import F, Max
 from django.db.models.constants import OnConflict
 from django.utils import timezone
 
@@ -308,18 +308,88 @@ def _send_runs(run_ids: list[int]) -> bool:
     return True
 
 
+# A run whose worker was lost this many times is failed instead of being given back again.
+MAX_RUN_RECOVERIES = 3
+
+
+def runs_recover_lost(*, limit: int = 1000) -> list[int]:
+    """Give back runs whose worker was lost (killed, out of memory, host gone): runs still
+    running CDP_WORKFLOW_RUN_LEASE_SECONDS after their claim. A running run has applied
+    nothing (its changes apply in the transaction that records how it ended), so it can run
+    again: a run claimed from the queue goes back to queued, a resumed one back to waiting
+    (its state is the one saved at its last delay, whose changes were applied then;
+    runs_resume_due resumes it from there). Each recovery counts in `recoveries`; a run lost
+    again after MAX_RUN_RECOVERIES is failed. Returns the ids of the runs queued again."""
+    lease = settings.CDP_WORKFLOW_RUN_LEASE_SECONDS
+    now = timezone.now()
+    lost = list(
+        WorkflowRun.objects.filter(
+            status=RunStatus.RUNNING,
+            claimed_at__lt=now - timedelta(seconds=lease),
+            test=False,
+        )
+        .order_by("claimed_at")
+        .values_list("id", "claimed_at", "recoveries", "resume_at")[:limit]
+    )
+    queued: list[int] = []
+    for run_id, claimed_at, recoveries, resume_at in lost:
+        # Compare-and-set on the claim: a run that ended, or was claimed again, meanwhile is
+        # left alone, and two recoveries racing count once.
+        same = WorkflowRun.objects.filter(
+            pk=run_id, status=RunStatus.RUNNING, claimed_at=claimed_at
+        )
+        if recoveries >= MAX_RUN_RECOVERIES:
+            if same.update(
+                status=RunStatus.FAILED,
+                error=(
+                    f"its worker was lost {recoveries + 1} times (still running "
+                    f"{lease}s after being claimed): given up"
+                ),
+                state={},
+                resume_at=None,
+                finished_at=now,
+            ):
+                logger.error("Workflow run %s failed: its worker was lost too often", run_id)
+            continue
+        if resume_at is None:  # claimed from the queue: runs again from the start
+            changed = same.update(
+                status=RunStatus.QUEUED,
+                started_at=None,
+                claimed_at=None,
+                recoveries=F("recoveries") + 1,
+            )
+            if changed:
+                queued.append(run_id)
+        else:  # resumed from a delay: resumes again from the state saved at the delay
+            changed = same.update(
+                status=RunStatus.WAITING, claimed_at=None, recoveries=F("recoveries") + 1
+            )
+        if changed:
+            logger.warning(
+                "Workflow run %s was still running %ss after its claim: its worker was lost, "
+                "given back (recovery %d)",
+                run_id,
+                lease,
+                recoveries + 1,
+            )
+    return queued
+
+
 def runs_redispatch_queued(*, older_than: timedelta | None = None, limit: int = 100_000) -> int:
     """Queue again runs left queued (broker down when processing committed, a task lost with
-    a restarted broker), after CDP_REDISPATCH_AFTER_SECONDS like the events' redispatch.
-    A run already claimed by a worker is not run again. Returns how many were queued."""
+    a restarted broker), after CDP_REDISPATCH_AFTER_SECONDS like the events' redispatch, and
+    the runs whose worker was lost (runs_recover_lost). A run already claimed by a worker
+    (within its lease) is not run again. Returns how many were queued."""
     if older_than is None:
         older_than = timedelta(seconds=settings.CDP_REDISPATCH_AFTER_SECONDS)
+    recovered = runs_recover_lost()
     cutoff = timezone.now() - older_than
     ids = list(
         WorkflowRun.objects.filter(status=RunStatus.QUEUED, created_at__lte=cutoff)
         .order_by("id")
         .values_list("id", flat=True)[:limit]
     )
+    ids = sorted({*ids, *recovered})
     if ids and _send_runs(ids):
         logger.info("Re-dispatched %d queued workflow runs", len(ids))
         return len(ids)
@@ -714,7 +784,7 @@ def _profile_for(distinct_id: str) -> Any:
 
 
 _PG_RUNS_CLAIM = f"""
-UPDATE {WorkflowRun._meta.db_table} SET status = %s, started_at = %s
+UPDATE {WorkflowRun._meta.db_table} SET status = %s, started_at = %s, claimed_at = %s
 WHERE id IN (
     SELECT id FROM {WorkflowRun._meta.db_table}
     WHERE id = ANY(%s) AND status = %s AND NOT test
@@ -734,7 +804,8 @@ def _runs_claim(run_ids: Sequence[int]) -> list[WorkflowRun]:
         if connection.vendor == "postgresql":
             runs = list(
                 WorkflowRun.objects.raw(
-                    _PG_RUNS_CLAIM, [RunStatus.RUNNING, now, list(run_ids), RunStatus.QUEUED]
+                    _PG_RUNS_CLAIM,
+                    [RunStatus.RUNNING, now, now, list(run_ids), RunStatus.QUEUED],
                 )
             )
             return sorted(runs, key=lambda run: run.pk)
@@ -745,9 +816,9 @@ def _runs_claim(run_ids: Sequence[int]) -> list[WorkflowRun]:
         if runs:
             WorkflowRun.objects.filter(
                 pk__in=[run.pk for run in runs], status=RunStatus.QUEUED
-            ).update(status=RunStatus.RUNNING, started_at=now)
+            ).update(status=RunStatus.RUNNING, started_at=now, claimed_at=now)
             for run in runs:
-                run.status, run.started_at = RunStatus.RUNNING, now
+                run.status, run.started_at, run.claimed_at = RunStatus.RUNNING, now, now
     return runs
 
 
@@ -804,7 +875,7 @@ def runs_execute(*, run_ids: Sequence[int]) -> int:
         try:
             WorkflowRun.objects.filter(
                 pk__in=[run.pk for run in runs], status=RunStatus.RUNNING
-            ).update(status=RunStatus.QUEUED, started_at=None)
+            ).update(status=RunStatus.QUEUED, started_at=None, claimed_at=None)
         except Exception:
             logger.exception("Could not give back %d claimed workflow runs", len(runs))
         raise
@@ -872,8 +943,9 @@ def run_resume(*, run_id: int) -> WorkflowRun | None:
     if not due:
         _send_resume(run.pk, min(datetime.fromisoformat(p["due"]) for p in later))
         return run
+    # The run keeps its started_at; the claim (its lease) starts now.
     claimed = WorkflowRun.objects.filter(pk=run_id, status=RunStatus.WAITING).update(
-        status=RunStatus.RUNNING
+        status=RunStatus.RUNNING, claimed_at=now
     )
     if not claimed:
         return None
