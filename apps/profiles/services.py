@@ -632,13 +632,19 @@ def group_membership_set(
 def group_properties_update(
     *, group_key: str, group_id: str, ops: dict[str, Any], at: datetime | None = None
 ) -> tuple[Group, dict[str, str]]:
+    """Apply set / set_once / unset to the group's properties. When they changed, the members'
+    segments reading the group's type are re-evaluated after the commit."""
     at = at or timezone.now()
     with transaction.atomic():
         group = group_get_or_create(group_key=group_key, group_id=group_id)
         group = Group.objects.select_for_update().get(pk=group.pk)
+        before = copy.deepcopy(group.properties)
         target = trait_ops.TraitTarget(group.properties, None, group.property_meta)
         errors = trait_ops.apply_operations(target, ops, at)
         group.save(update_fields=["properties", "property_meta", "updated_at"])
+        if group.properties != before:
+            # The segments reading this group type, for its members, after the commit.
+            _segments().segments_group_changed_later(group_id=group.pk)
         return group, errors
 
 

@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from apps.events import services as event_services
 from apps.profiles import services as profile_services
-from apps.profiles.models import Identity, Profile, ProfileMerge
+from apps.profiles.models import GroupMembership, Identity, Profile, ProfileMerge
 from apps.segments import selectors
 from apps.segments.filtering import (
     Filter,
@@ -488,6 +488,8 @@ class _Touched:
     event_names: set[str] = field(default_factory=set)
     identity: bool = False  # traits, identities or groups may have changed
     groups: bool = False
+    # Types of groups whose own properties changed (segments reading those types only).
+    group_keys: set[str] = field(default_factory=set)
 
 
 def _could_change(parsed: Filter, touched: _Touched) -> bool:
@@ -498,6 +500,7 @@ def _could_change(parsed: Filter, touched: _Touched) -> bool:
         or set(refs.profile_fields) & STAT_FIELDS
         or (touched.identity and (refs.profile_fields or refs.trait_keys or refs.groups))
         or (touched.groups and refs.groups)
+        or bool(touched.group_keys & refs.groups)
     )
 
 
@@ -562,6 +565,69 @@ def _send_reevaluate(profile_ids: list[str]) -> None:
             len(profile_ids),
             exc,
         )
+
+
+# A group's members are re-evaluated in memory, this many profiles per transaction; above
+# GROUP_REEVALUATE_MAX members the periodic (set-wise) recompute catches up instead.
+GROUP_REEVALUATE_CHUNK = 500
+GROUP_REEVALUATE_MAX = 10_000
+
+
+def segments_group_changed_later(*, group_id: int) -> None:
+    """Queue, once the current transaction commits, a re-evaluation of the group's members
+    for the segments that read its type (its own properties changed)."""
+    transaction.on_commit(partial(_send_group_changed, group_id))
+
+
+def _send_group_changed(group_id: int) -> None:
+    from apps.segments.tasks import reevaluate_group_members
+
+    try:
+        reevaluate_group_members.delay(group_id)
+    except Exception as exc:  # kombu/redis raise many kinds; the periodic recompute catches up
+        logger.warning(
+            "Could not queue the segment re-evaluation of group %s's members (%s); the "
+            "periodic recompute will catch up",
+            group_id,
+            exc,
+        )
+
+
+def segments_reevaluate_group(*, group_id: int) -> int | None:
+    """Re-evaluate, for the group's current members, the dynamic segments whose filter reads
+    the group's type (`groups.<type>...` paths, `in_group` leaves), and the segments naming
+    those in turn. In memory, GROUP_REEVALUATE_CHUNK profiles per transaction. Returns how
+    many profiles were looked at, or None when the group has more than GROUP_REEVALUATE_MAX
+    members: that is left to the periodic recompute (logged)."""
+    membership = GroupMembership.objects.filter(group_id=group_id).select_related(
+        "group__group_type"
+    )
+    first = membership.first()
+    if first is None:
+        return 0  # no members (or the group is gone)
+    group_key = first.group.group_type.key
+    segments = _dynamic_segments()
+    if not any(group_key in _parsed(s).references.groups for s in segments):
+        return 0
+    ids = list(
+        membership.order_by().values_list("profile_id", flat=True)[: GROUP_REEVALUATE_MAX + 1]
+    )
+    if len(ids) > GROUP_REEVALUATE_MAX:
+        logger.warning(
+            "Group %s (%s) has more than %d members: its segments are left to the periodic "
+            "recompute",
+            group_id,
+            group_key,
+            GROUP_REEVALUATE_MAX,
+        )
+        return None
+    touched = _Touched(group_keys={group_key})
+    for start in range(0, len(ids), GROUP_REEVALUATE_CHUNK):
+        chunk = ids[start : start + GROUP_REEVALUATE_CHUNK]
+        live = _live(Profile.objects.filter(pk__in=chunk).values_list("id", "merged_into_id"))
+        with transaction.atomic():
+            _reevaluate(segments, dict.fromkeys(set(live.values()), touched))
+    return len(ids)
 
 
 def _reevaluate(

@@ -46,3 +46,14 @@ def recompute_segment(segment_id: int) -> dict[str, Any] | None:
 )
 def reevaluate_profiles(profile_ids: list[str]) -> None:
     services.segments_reevaluate(profile_ids=profile_ids)
+
+
+@shared_task(
+    autoretry_for=_TRANSIENT,
+    retry_backoff=2,
+    retry_backoff_max=120,
+    max_retries=5,
+)
+def reevaluate_group_members(group_id: int) -> int | None:
+    """After a group's own properties changed: its members, for the segments reading its type."""
+    return services.segments_reevaluate_group(group_id=group_id)
