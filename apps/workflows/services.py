@@ -698,6 +698,15 @@ def _record(done: list[_Done], dropped: Sequence[int] = ()) -> None:
     if not done and not dropped:
         return
     with transaction.atomic():
+        if done:
+            held = _claims_held([item.run for item in done])
+            if len(held) < len(done):
+                logger.warning(
+                    "%d workflow run(s) outlived their lease (CDP_WORKFLOW_RUN_LEASE_SECONDS) "
+                    "and were given to another worker: this attempt's results are dropped",
+                    len(done) - len(held),
+                )
+                done = [item for item in done if item.run.pk in held]
         # The people whose profiles change are locked as processing locks them (all at once,
         # in one order: no deadlock), so a merge_by or an identify here can't interleave with
         # the processing of the same person.
@@ -711,6 +720,19 @@ def _record(done: list[_Done], dropped: Sequence[int] = ()) -> None:
                 _schedule_resume(item.run)
         if dropped:
             WorkflowRun.objects.filter(pk__in=dropped).delete()
+
+
+def _claims_held(runs: Sequence[WorkflowRun]) -> set[int]:
+    """The ids of the runs still running under the claim this worker took, locked until the
+    transaction ends. A run whose lease expired was recovered (queued or waiting again, maybe
+    claimed by another worker): recording this attempt too would apply its changes twice."""
+    claims = {run.pk: run.claimed_at for run in runs}
+    rows = (
+        WorkflowRun.objects.select_for_update()
+        .filter(pk__in=claims, status=RunStatus.RUNNING)
+        .values_list("id", "claimed_at")
+    )
+    return {pk for pk, claimed_at in rows if claimed_at is not None and claimed_at == claims[pk]}
 
 
 _PG_RUNS_UPDATE = f"""
@@ -949,6 +971,7 @@ def run_resume(*, run_id: int) -> WorkflowRun | None:
     )
     if not claimed:
         return None
+    run.status, run.claimed_at = RunStatus.RUNNING, now
     resumes = int(run.state.get("resumes", 0)) + 1
     run.state = {**run.state, "resumes": resumes}
     event = (
@@ -982,6 +1005,13 @@ def run_resume(*, run_id: int) -> WorkflowRun | None:
             outcome.status = RunStatus.WAITING
     item = _Done(run, ctx, outcome)
     with transaction.atomic():
+        if not _claims_held([run]):
+            logger.warning(
+                "Workflow run %s outlived its lease (CDP_WORKFLOW_RUN_LEASE_SECONDS) and was "
+                "given back: this attempt's results are dropped",
+                run.pk,
+            )
+            return None
         person_locks_hold(distinct_ids=_people_touched([item]))
         _apply(item)
         run.save(update_fields=_RECORDED_FIELDS)

@@ -165,3 +165,29 @@ def test_a_run_lost_while_resuming_waits_again_and_resumes_from_its_delay(
     assert run.started_at == started_at
     assert profile_of("ann").traits == {"before": 1, "after": 1}
     assert services.runs_redispatch_queued() == 0
+
+
+def test_an_attempt_that_outlived_its_lease_applies_nothing(
+    tracker: Any, unsent: list[list[int]], monkeypatch: Any
+) -> None:
+    """Fencing: while a slow attempt ran, its run was recovered and claimed by another worker;
+    the slow attempt's results are dropped, so the run's changes can't apply twice."""
+    run = queued_run(tracker)
+    execute = services._execute
+
+    def slow_then_overtaken(**kwargs: Any) -> Any:
+        done = execute(**kwargs)
+        WorkflowRun.objects.filter(pk=kwargs["run"].pk).update(
+            claimed_at=timezone.now() + timedelta(seconds=1)  # the other worker's claim
+        )
+        return done
+
+    monkeypatch.setattr(services, "_execute", slow_then_overtaken)
+
+    services.runs_execute(run_ids=[run.pk])
+
+    run.refresh_from_db()
+    assert run.status == RunStatus.RUNNING  # still the other worker's to finish
+    assert profile_of("ann").traits == {}
+    assert not NodeTrace.objects.filter(run=run).exists()
+    assert not Event.objects.filter(event_name="welcomed").exists()
