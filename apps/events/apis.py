@@ -8,7 +8,7 @@ from rest_framework import serializers, viewsets
 
 from apps.events import selectors
 from apps.events.filters import EventFilter, SessionFilter
-from apps.events.models import Event, Session
+from apps.events.models import SESSION_ENTRY_FIELDS, Event, Session
 from apps.profiles import traits as trait_ops
 from cdp.pagination import NewestFirstCursorPagination
 
@@ -24,23 +24,7 @@ class SessionSerializer(serializers.ModelSerializer):
             "started_at",
             "last_event_at",
             "event_count",
-            "referrer",
-            "referring_domain",
-            "landing_page",
-            "utm_source",
-            "utm_medium",
-            "utm_campaign",
-            "utm_term",
-            "utm_content",
-            "browser",
-            "browser_version",
-            "os",
-            "os_version",
-            "device_type",
-            "device_brand",
-            "device_model",
-            "timezone",
-            "locale",
+            *SESSION_ENTRY_FIELDS,
         ]
 
 

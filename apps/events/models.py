@@ -7,6 +7,28 @@ from django.db.models import Q
 
 from apps.sources.models import EventSource
 
+# What a session keeps of the event it starts with (how the visitor came, on what): set from
+# that event by sessions._entry_details, shown by the API, readable by filters (event.session.*).
+SESSION_ENTRY_FIELDS = (
+    "referrer",
+    "referring_domain",
+    "landing_page",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_term",
+    "utm_content",
+    "timezone",
+    "locale",
+    "browser",
+    "browser_version",
+    "os",
+    "os_version",
+    "device_type",
+    "device_brand",
+    "device_model",
+)
+
 
 class Session(models.Model):
     """A visit: consecutive events of one person from one source, with the context it began in."""

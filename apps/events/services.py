@@ -16,8 +16,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.events.incoming import IncomingEvent, serialize_object
-from apps.events.models import Event, Session
-from apps.events.sessions import ENTRY_FIELDS, SessionAssignment, lock_keys, sessions_assign
+from apps.events.models import SESSION_ENTRY_FIELDS, Event, Session
+from apps.events.sessions import SessionAssignment, lock_keys, sessions_assign
 from apps.events.storage import events_insert, events_mark_processed, events_store
 from apps.events.wire.base import ParsedBatch
 from apps.profiles import identification
@@ -290,7 +290,7 @@ def _save_sessions(assignment: SessionAssignment) -> None:
     if assignment.changed:
         Session.objects.bulk_update(
             assignment.changed.values(),
-            ["started_at", "last_event_at", "event_count", *ENTRY_FIELDS],
+            ["started_at", "last_event_at", "event_count", *SESSION_ENTRY_FIELDS],
         )
 
 

@@ -75,28 +75,6 @@ def _entry_details(event: SessionizedEvent) -> dict[str, Any]:
     }
 
 
-# The fields _entry_details sets: saved again when a late, earlier event becomes the entry.
-ENTRY_FIELDS = (
-    "referrer",
-    "referring_domain",
-    "landing_page",
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-    "utm_term",
-    "utm_content",
-    "timezone",
-    "locale",
-    "browser",
-    "browser_version",
-    "os",
-    "os_version",
-    "device_type",
-    "device_brand",
-    "device_model",
-)
-
-
 def session_from_event(source_id: str, event: SessionizedEvent, key: str = "") -> Session:
     """A new session that starts with this event and keeps its context."""
     session_id = uuid.uuid4()

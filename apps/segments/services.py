@@ -277,25 +277,10 @@ def _exit(segment: Segment, profile_ids: Iterable[uuid.UUID], now: datetime) -> 
 def _emit(
     segment: Segment, *, entered: Sequence[Any], exited: Sequence[Any], now: datetime
 ) -> None:
-    """The segment_entered/segment_exited events of these stays (bulk), and the member
-    count. The message id is the stay's, so a retried emission stores nothing twice."""
+    """The segment_entered/segment_exited events of these stays, and the member count."""
     if not entered and not exited:
         return
-    people = selectors.primary_distinct_ids([p for _, p in (*entered, *exited)])
-    properties = {"segment": segment.key, "segment_name": segment.name}
-    emissions = [
-        event_services.Emission(
-            distinct_id=people[profile_id],
-            event_name=name,
-            properties=properties,
-            message_id=f"{name}:{stay}",
-            timestamp=now,
-        )
-        for name, stays in ((ENTERED_EVENT, entered), (EXITED_EVENT, exited))
-        for stay, profile_id in stays
-        if profile_id in people
-    ]
-    event_services.events_emit_many(emissions=emissions)
+    _emit_bulk(segment, entered=entered, exited=exited, now=now)
     delta = len(entered) - len(exited)
     if delta:
         # After the commit, in a statement of its own: the segment row is not held locked for
@@ -800,7 +785,9 @@ def _uuid(value: Any) -> uuid.UUID:
 def _emit_bulk(
     segment: Segment, *, entered: Sequence[Any], exited: Sequence[Any], now: datetime
 ) -> None:
-    """As _emit, without touching the member count (the recompute sets it exactly)."""
+    """The segment_entered/segment_exited events of these stays (bulk), without touching the
+    member count (the recompute sets it exactly). The message id is the stay's, so a retried
+    emission stores nothing twice."""
     people = selectors.primary_distinct_ids([p for _, p in (*entered, *exited)])
     properties = {"segment": segment.key, "segment_name": segment.name}
     event_services.events_emit_many(

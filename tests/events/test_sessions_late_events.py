@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from apps.events.models import Event, Session
-from apps.events.sessions import ENTRY_FIELDS, _entry_details
+from apps.events.models import SESSION_ENTRY_FIELDS, Event, Session
+from apps.events.sessions import _entry_details
 
 
 def test_entry_fields_list_every_detail_a_session_takes_from_its_first_event():
@@ -11,7 +11,7 @@ def test_entry_fields_list_every_detail_a_session_takes_from_its_first_event():
         context: dict = {}
         distinct_id = "ann"
 
-    assert set(_entry_details(Bare())) == set(ENTRY_FIELDS)
+    assert set(_entry_details(Bare())) == set(SESSION_ENTRY_FIELDS)
 
 
 def test_a_late_earlier_event_becomes_the_sessions_entry(tracker):

@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from apps.events.models import SESSION_ENTRY_FIELDS
+
 MAX_PATH_LENGTH = 300
 MAX_KEYS = 10
 MAX_KEY_LENGTH = 100
@@ -36,25 +38,7 @@ EVENT_FIELDS: dict[str, tuple[str, FieldType]] = {
 EVENT_JSON_FIELDS = ("properties", "context")
 
 # Session fields under `event.session.` (text columns where "" means unknown).
-SESSION_FIELDS = (
-    "referrer",
-    "referring_domain",
-    "landing_page",
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-    "utm_term",
-    "utm_content",
-    "browser",
-    "browser_version",
-    "os",
-    "os_version",
-    "device_type",
-    "device_brand",
-    "device_model",
-    "timezone",
-    "locale",
-)
+SESSION_FIELDS = SESSION_ENTRY_FIELDS
 
 ROOTS = ("traits", "private_traits", "event", "groups", *PROFILE_FIELDS)
 
