@@ -5,21 +5,38 @@ executed in-process. DATABASE_URL and REDIS_URL switch to PostgreSQL and Redis.
 Every variable is documented in .env.example.
 """
 
+import os
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
-DEBUG = env.bool("DEBUG", default=True)
-# Production (DEBUG off) has no default secret: it must come from the environment.
-SECRET_KEY = (
-    env.str("SECRET_KEY") if not DEBUG else env.str("SECRET_KEY", default="dev-insecure-key")
-)
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["*"] if DEBUG else [])
+# Off unless asked for (`make run` sets DEBUG=1): debug pages never reach a deployment by
+# accident. With DEBUG off the process is production, except under the test suite (pytest
+# sets PYTEST_VERSION), which runs with DEBUG off and a throwaway key.
+DEBUG = env.bool("DEBUG", default=False)
+TESTING = "PYTEST_VERSION" in os.environ
+PRODUCTION = not DEBUG and not TESTING
+# Production has no default secret and no default host: start-up fails, saying what to set.
+if PRODUCTION and not env.str("SECRET_KEY", default=""):
+    raise ImproperlyConfigured(
+        "Set the SECRET_KEY environment variable (50+ random characters, e.g. from "
+        '`python -c "import secrets; print(secrets.token_urlsafe(50))"`), or DEBUG=1 for '
+        "local development."
+    )
+if PRODUCTION and not env.list("ALLOWED_HOSTS", default=[]):
+    raise ImproperlyConfigured(
+        "Set the ALLOWED_HOSTS environment variable to the host names this server answers to, "
+        "comma-separated (e.g. ALLOWED_HOSTS=cdp.example.com), or DEBUG=1 for local development."
+    )
+SECRET_KEY = env.str("SECRET_KEY", default="dev-insecure-key")
+# Any host in development and tests (production has raised above when none is set).
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["*"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
@@ -178,13 +195,16 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+if TESTING:
+    # Tests create many users: a fast hash (never for real passwords) keeps the suite quick.
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -220,12 +240,12 @@ SPECTACULAR_SETTINGS = {
 
 # --- Security (production) --------------------------------------------------------------------
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
-SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
-SECURE_HSTS_PRELOAD = not DEBUG
-SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
-CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=PRODUCTION)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000 if PRODUCTION else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = PRODUCTION
+SECURE_HSTS_PRELOAD = PRODUCTION
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=PRODUCTION)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=PRODUCTION)
 # Exempt: tracking endpoints (SDKs would turn a redirected POST into a GET) and the health
 # checks a load balancer calls over plain HTTP.
 SECURE_REDIRECT_EXEMPT = [

@@ -1,28 +1,24 @@
-"""Shared fixtures: sources made through the services, a tracking client, Celery modes."""
+"""Shared fixtures: sources and users (tests/factories.py), the tracking and API clients
+(tests/clients.py), Celery modes and a real worker."""
 
 from __future__ import annotations
 
-import base64
-import gzip
 from collections.abc import Iterator
 from typing import Any
 
-import orjson
 import pytest
 from django.core.cache import cache
-from django.db import connection
-from django.test import Client, TestCase
+from django.test import Client
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
-from kombu import pools as kombu_pools
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from apps.events.dispatch import dispatcher_flush
 from apps.sources import selectors as source_selectors
-from apps.sources import services as source_services
 from apps.sources.models import EventSource
 from cdp.celery import app as celery_app
+from tests.clients import TrackingClient, api_client_for, broker_pools_closed, broker_pools_reset
+from tests.factories import source_make, user_make
 
 # Database round trips make examples slow and uneven on a shared machine: no per-example
 # deadline, and a bounded number of examples so the suite stays within CI's time.
@@ -45,31 +41,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip_pg)
 
 
-def broker_pools_reset() -> None:
-    """Close the app's broker connection and producer pools and forget them, so the next task
-    sent opens new ones (to the broker configured then).
-
-    kombu keeps its pools in process-wide registries keyed by broker URL, and a closed pool
-    stays there closed: a worker's shutdown (or a test switching brokers) would leave every
-    later test unable to send a task, even in-process ("Acquire on closed pool")."""
-    kombu_pools.reset()
-    celery_app._pool = None
-    celery_app.amqp._producer_pool = None
-
-
-def _broker_pools_closed() -> bool:
-    pool = celery_app._pool
-    producers = celery_app.amqp._producer_pool
-    return bool(
-        (pool is not None and pool._closed)
-        or (producers is not None and (producers._closed or producers.connections._closed))
-    )
-
-
 @pytest.fixture(autouse=True)
 def _isolated_state() -> Iterator[None]:
     """Each test starts with an empty cache and, by default, tasks run in-process."""
-    if _broker_pools_closed():
+    if broker_pools_closed():
         broker_pools_reset()
     conf = celery_app.conf
     saved = (conf.task_always_eager, conf.task_eager_propagates)
@@ -86,39 +61,7 @@ def _isolated_state() -> Iterator[None]:
 
 @pytest.fixture
 def source(db: None) -> EventSource:
-    return source_services.source_create(name="Website")
-
-
-class TrackingClient:
-    """Posts to the tracking endpoints as an SDK would."""
-
-    def __init__(self, client: Client, write_key: str) -> None:
-        self.client = client
-        self.write_key = write_key
-
-    def post(
-        self,
-        payload: Any,
-        *,
-        path: str = "/api/track",
-        raw: bytes | None = None,
-        gzip_body: bool = False,
-        content_type: str = "application/json",
-        auth: str = "basic",
-        **headers: str,
-    ) -> Any:
-        body = raw if raw is not None else orjson.dumps(payload)
-        if gzip_body:
-            body = gzip.compress(body)
-            headers["HTTP_CONTENT_ENCODING"] = "gzip"
-        if auth == "basic":
-            token = base64.b64encode(f"{self.write_key}:".encode()).decode()
-            headers["HTTP_AUTHORIZATION"] = f"Basic {token}"
-        elif auth == "header":
-            headers["HTTP_X_WRITE_KEY"] = self.write_key
-        # Run on_commit callbacks (processing) as a real commit would.
-        with TestCase.captureOnCommitCallbacks(execute=True):
-            return self.client.generic("POST", path, body, content_type=content_type, **headers)
+    return source_make(name="Website")
 
 
 @pytest.fixture
@@ -127,16 +70,13 @@ def tracker(source: EventSource) -> TrackingClient:
 
 
 @pytest.fixture
-def admin_user(db: None, django_user_model: Any) -> Any:
-    return django_user_model.objects.create_superuser(username="root", password="pw-123456!")
+def admin_user(db: None) -> Any:
+    return user_make("root", superuser=True)
 
 
 @pytest.fixture
 def api_client(admin_user: Any) -> APIClient:
-    client = APIClient()
-    token = Token.objects.create(user=admin_user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
-    return client
+    return api_client_for(admin_user)
 
 
 @pytest.fixture
@@ -158,7 +98,3 @@ def celery_worker(transactional_db: None) -> Iterator[Any]:
     ) as worker:
         yield worker
     broker_pools_reset()
-
-
-def on_postgres() -> bool:
-    return connection.vendor == "postgresql"

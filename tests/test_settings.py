@@ -45,6 +45,17 @@ print(json.dumps({
 """
 
 
+SHOW_SECURITY = """
+import json, os
+os.environ["DJANGO_SETTINGS_MODULE"] = "cdp.settings"
+from django.conf import settings
+print(json.dumps({
+    "ssl_redirect": settings.SECURE_SSL_REDIRECT,
+    "secure_cookies": settings.SESSION_COOKIE_SECURE and settings.CSRF_COOKIE_SECURE,
+}))
+"""
+
+
 def clean_env(**variables: str) -> dict[str, str]:
     """Nothing from the test run's environment but what Python needs to start."""
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/")}
@@ -70,13 +81,25 @@ def settings_with(**variables: str) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def dev_settings_with(**variables: str) -> dict:
+    """Settings as `make run` loads them: DEBUG on, the rest from `variables`."""
+    return settings_with(DEBUG="1", **variables)
+
+
 def production_secret() -> str:
     alphabet = string.ascii_letters + string.digits + "!@#%^&*(-_=+)"
     return "".join(secrets.choice(alphabet) for _ in range(50))
 
 
-def test_no_environment_runs_the_embedded_default():
-    settings = settings_with()
+def test_debug_is_off_unless_asked_for():
+    settings = settings_with(SECRET_KEY=production_secret(), ALLOWED_HOSTS="example.com")
+
+    assert settings["debug"] is False
+    assert settings["allowed_hosts"] == ["example.com"]
+
+
+def test_debug_on_runs_the_embedded_default():
+    settings = dev_settings_with()
 
     assert settings["engine"] == "django.db.backends.sqlite3"
     assert settings["name"] == str(BASE_DIR / "db.sqlite3")
@@ -87,7 +110,7 @@ def test_no_environment_runs_the_embedded_default():
 
 
 def test_database_url_switches_to_postgresql_with_the_psycopg_pool():
-    settings = settings_with(DATABASE_URL="postgres://cdp:pw@db.example.com:5432/cdp")
+    settings = dev_settings_with(DATABASE_URL="postgres://cdp:pw@db.example.com:5432/cdp")
 
     assert settings["engine"] == "django.db.backends.postgresql"
     assert settings["host"] == "db.example.com"
@@ -98,19 +121,19 @@ def test_database_url_switches_to_postgresql_with_the_psycopg_pool():
 
 
 def test_the_pool_can_be_sized_or_turned_off():
-    sized = settings_with(
+    sized = dev_settings_with(
         DATABASE_URL="postgres://cdp@db/cdp", DATABASE_POOL_MIN="1", DATABASE_POOL_MAX="40"
     )
     assert sized["options"]["pool"]["min_size"] == 1
     assert sized["options"]["pool"]["max_size"] == 40
 
-    unpooled = settings_with(DATABASE_URL="postgres://cdp@db/cdp", DATABASE_POOL="0")
+    unpooled = dev_settings_with(DATABASE_URL="postgres://cdp@db/cdp", DATABASE_POOL="0")
     assert "pool" not in unpooled["options"]
     assert unpooled["conn_max_age"] == 60
 
 
 def test_redis_url_switches_to_the_redis_broker_and_cache():
-    settings = settings_with(REDIS_URL="redis://cache.example.com:6379/2")
+    settings = dev_settings_with(REDIS_URL="redis://cache.example.com:6379/2")
 
     assert settings["broker"] == "redis://cache.example.com:6379/2"
     assert settings["eager"] is False  # a real worker runs the tasks
@@ -119,18 +142,29 @@ def test_redis_url_switches_to_the_redis_broker_and_cache():
 
 
 def test_production_without_a_secret_key_fails_clearly():
-    result = run_python(SHOW_SETTINGS, DEBUG="0", ALLOWED_HOSTS="example.com")
+    for debug in ({}, {"DEBUG": "0"}):  # off by default, or said so
+        result = run_python(SHOW_SETTINGS, ALLOWED_HOSTS="example.com", **debug)
+
+        assert result.returncode != 0
+        assert "ImproperlyConfigured: Set the SECRET_KEY environment variable" in result.stderr
+
+
+def test_production_without_allowed_hosts_fails_clearly():
+    result = run_python(SHOW_SETTINGS, SECRET_KEY=production_secret())
 
     assert result.returncode != 0
-    assert "ImproperlyConfigured" in result.stderr
-    assert "SECRET_KEY" in result.stderr
+    assert "ImproperlyConfigured: Set the ALLOWED_HOSTS environment variable" in result.stderr
 
 
-def test_production_has_no_wildcard_host_by_default():
-    settings = settings_with(DEBUG="0", SECRET_KEY=production_secret())
+def test_production_turns_the_transport_security_on():
+    settings = run_python(
+        SHOW_SECURITY, SECRET_KEY=production_secret(), ALLOWED_HOSTS="example.com"
+    )
+    development = run_python(SHOW_SECURITY, DEBUG="1")
 
-    assert settings["debug"] is False
-    assert settings["allowed_hosts"] == []
+    assert settings.returncode == 0, settings.stderr
+    assert json.loads(settings.stdout) == {"ssl_redirect": True, "secure_cookies": True}
+    assert json.loads(development.stdout) == {"ssl_redirect": False, "secure_cookies": False}
 
 
 def test_check_deploy_is_clean_with_production_settings():
@@ -197,10 +231,10 @@ def test_env_example_values_are_accepted_by_the_settings():
 
 
 def test_processing_is_dispatched_in_the_background_only_with_a_broker():
-    assert settings_with()["dispatch"] == "inline"
-    assert settings_with(REDIS_URL="redis://127.0.0.1:6379/0")["dispatch"] == "background"
-    explicit = settings_with(REDIS_URL="redis://127.0.0.1:6379/0", CDP_DISPATCH_MODE="inline")
+    assert dev_settings_with()["dispatch"] == "inline"
+    assert dev_settings_with(REDIS_URL="redis://127.0.0.1:6379/0")["dispatch"] == "background"
+    explicit = dev_settings_with(REDIS_URL="redis://127.0.0.1:6379/0", CDP_DISPATCH_MODE="inline")
     assert explicit["dispatch"] == "inline"
-    result = run_python(SHOW_SETTINGS, CDP_DISPATCH_MODE="later")
+    result = run_python(SHOW_SETTINGS, DEBUG="1", CDP_DISPATCH_MODE="later")
     assert result.returncode != 0
     assert "CDP_DISPATCH_MODE must be inline or background" in result.stderr

@@ -271,7 +271,7 @@ def test_postgres_stores_in_one_pipeline_committed_before_the_answer(
     from django.test import Client
 
     from apps.events import storage
-    from tests.conftest import TrackingClient
+    from tests.clients import TrackingClient
 
     pipelined: list[int] = []
     real = storage._pg_store_pipelined

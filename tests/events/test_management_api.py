@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 
 from apps.events.models import Event
 from apps.sources import services as source_services
-from tests.conftest import TrackingClient
+from tests.clients import TrackingClient
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

@@ -28,7 +28,7 @@ from apps.events.tasks import process_events, redispatch_unprocessed
 from apps.profiles.models import Profile
 from apps.sources import services as source_services
 from cdp.celery import app as celery_app
-from tests.conftest import TrackingClient, broker_pools_reset
+from tests.clients import TrackingClient, broker_pools_reset
 from tests.events.processing_helpers import SAFARI_IPHONE, visit
 from tests.redis_server import RedisServer, redis_server_binary
 

@@ -11,7 +11,7 @@ from django.test import Client
 from apps.events.models import Event, Session
 from apps.profiles import selectors as profile_selectors
 from apps.sources import services as source_services
-from tests.conftest import TrackingClient
+from tests.clients import TrackingClient
 from tests.events.processing_helpers import (
     CHROME_WINDOWS,
     FIREFOX_LINUX,

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from apps.events.models import Event, Session
 from apps.sources import services as source_services
-from tests.conftest import TrackingClient
+from tests.clients import TrackingClient
 from tests.events.track_helpers import EVENT, error, event, ok, stored_names, warnings_of
 
 

@@ -7,7 +7,7 @@ from django.test import Client
 
 from apps.events.models import Event
 from apps.sources import services as source_services
-from tests.conftest import TrackingClient
+from tests.clients import TrackingClient
 from tests.events.track_helpers import EVENT, error, ok, stored_names
 
 SHOP = "https://shop.example.com"

@@ -15,7 +15,7 @@ from apps.events import services as event_services
 from apps.events.models import Event
 from apps.profiles import services
 from apps.profiles.models import IdentificationPoint, Identity, Profile, ProfileMerge
-from tests.profiles.conftest import profile_of
+from tests.factories import profile_of
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from apps.profiles.models import Group
-from tests.profiles.conftest import profile_of
+from tests.factories import profile_of
 
 
 def _groups_of(api_client, distinct_id):

@@ -13,7 +13,7 @@ from apps.profiles.models import (
     ProfileMerge,
 )
 from apps.sources import services as source_services
-from tests.profiles.conftest import profile_of
+from tests.factories import profile_of
 
 
 def _point(**fields):

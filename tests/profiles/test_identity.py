@@ -7,7 +7,7 @@ import pytest
 
 from apps.events.models import Event
 from apps.profiles.models import Identity, IdentityKind, MergeConflict, Profile, ProfileMerge
-from tests.profiles.conftest import at, profile_of
+from tests.factories import at, profile_of
 
 
 def test_first_event_from_an_unknown_id_creates_an_anonymous_profile(send):

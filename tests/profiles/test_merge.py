@@ -6,7 +6,7 @@ from __future__ import annotations
 from apps.events.models import Event
 from apps.profiles import services
 from apps.profiles.models import GroupMembership, Identity, Profile, ProfileMerge
-from tests.profiles.conftest import at, profile_of
+from tests.factories import at, profile_of
 
 
 def _merge(api_client, survivor, other):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from apps.profiles.models import Identity, Profile
-from tests.profiles.conftest import profile_of
+from tests.factories import profile_of
 
 
 def test_set_creates_the_profile_and_overwrites(send):

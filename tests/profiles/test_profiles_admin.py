@@ -8,7 +8,7 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 
 from apps.profiles.models import IdentificationPoint, MergeConflict, Profile, ProfileMerge
-from tests.profiles.conftest import profile_of
+from tests.factories import profile_of
 
 CHANGELIST = "/admin/profiles/profile/"
 

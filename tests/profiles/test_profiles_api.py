@@ -7,7 +7,7 @@ from django.contrib.auth.models import Permission
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from tests.profiles.conftest import at, profile_of
+from tests.factories import at, profile_of
 
 
 @pytest.fixture

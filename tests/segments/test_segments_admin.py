@@ -10,7 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import TestCase
 
 from apps.segments.models import Segment, SegmentMembership
-from tests.segments.conftest import PRO, members
+from tests.factories import PRO, members
 
 ADMIN = "/admin/segments/segment/"
 

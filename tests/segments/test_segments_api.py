@@ -10,7 +10,7 @@ import io
 import pytest
 
 from apps.segments.models import Segment, SegmentMembership
-from tests.segments.conftest import PRO, members, profile_of
+from tests.factories import PRO, members, profile_of
 
 URL = "/api/v1/segments"
 

@@ -9,7 +9,7 @@ import pytest
 
 from apps.profiles.models import Group
 from apps.segments import services
-from tests.segments.conftest import PRO, members, segment_events
+from tests.factories import PRO, members, segment_events
 
 GOLD = {"property": "groups.company.properties.tier", "operator": "is", "value": "gold"}
 

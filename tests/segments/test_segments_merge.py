@@ -7,7 +7,7 @@ from django.test import TestCase
 from apps.profiles import services as profile_services
 from apps.segments import services
 from apps.segments.models import Segment, SegmentMembership
-from tests.segments.conftest import PRO, members, profile_of
+from tests.factories import PRO, members, profile_of
 
 
 def _add(key, *distinct_ids):

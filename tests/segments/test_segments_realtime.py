@@ -8,7 +8,7 @@ from django.test import TestCase
 from apps.events.models import Event
 from apps.segments import services
 from apps.segments.models import Segment, SegmentMembership
-from tests.segments.conftest import BUYER, PRO, members, profile_of, segment_events
+from tests.factories import BUYER, PRO, members, profile_of, segment_events
 
 
 def test_an_event_that_qualifies_enters_the_profile_and_emits_segment_entered(people, make_segment):

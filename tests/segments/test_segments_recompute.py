@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from apps.segments import services, tasks
 from apps.segments.models import Segment, SegmentMembership
-from tests.segments.conftest import BUYER, PRO, members, segment_events
+from tests.factories import BUYER, PRO, members, segment_events
 
 
 def _buyer(people, distinct_id, days_ago, plan="pro"):

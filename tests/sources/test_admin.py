@@ -8,7 +8,7 @@ from django.test import Client, TestCase
 from apps.events.models import Event, Session
 from apps.sources import services
 from apps.sources.models import EventSource
-from tests.conftest import TrackingClient
+from tests.clients import TrackingClient
 
 CHANGELIST = "/admin/sources/eventsource/"
 EVENT = {"event_name": "page_viewed", "distinct_id": "user-1"}

@@ -12,7 +12,7 @@ from django.core.management.base import CommandError
 from django.test import Client
 
 from apps.sources.models import EventSource
-from tests.conftest import TrackingClient
+from tests.clients import TrackingClient
 
 EVENT = {"event_name": "page_viewed", "distinct_id": "user-1"}
 

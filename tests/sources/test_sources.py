@@ -9,7 +9,7 @@ from django.test import Client, TestCase
 
 from apps.sources import bridges, services
 from apps.sources.models import EventSource
-from tests.conftest import TrackingClient
+from tests.clients import TrackingClient
 
 EVENT = {"event_name": "page_viewed", "distinct_id": "user-1"}
 

@@ -14,8 +14,8 @@ from apps.segments.models import SegmentMembership
 from apps.workflows import services
 from apps.workflows.actions import action_classes
 from apps.workflows.models import NodeTrace, RunStatus, WorkflowRun
-
-from .conftest import LocalServer, chain, edge, node, profile_of, published, route, track
+from tests.factories import chain, edge, node, profile_of, published, route, track
+from tests.http_server import LocalServer
 
 pytestmark = pytest.mark.django_db
 

@@ -19,8 +19,7 @@ from apps.workflows import services
 from apps.workflows.actions import Action, Fire
 from apps.workflows.actions import registry as action_registry
 from apps.workflows.models import Rule, Workflow, WorkflowRun
-
-from .conftest import chain, edge, node, profile_of, published, route, track
+from tests.factories import chain, edge, node, profile_of, published, route, track
 
 pytestmark = pytest.mark.django_db
 

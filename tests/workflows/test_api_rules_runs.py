@@ -10,8 +10,7 @@ from rest_framework.test import APIClient
 
 from apps.sources.models import EventSource
 from apps.workflows.models import Rule, WorkflowRun
-
-from .conftest import chain, node, published, route, track
+from tests.factories import chain, node, published, route, track
 
 pytestmark = pytest.mark.django_db
 

@@ -13,8 +13,7 @@ from apps.events.models import Event
 from apps.profiles.models import Profile
 from apps.workflows import services
 from apps.workflows.models import Workflow, WorkflowRun, WorkflowVersion
-
-from .conftest import chain, edge, node, profile_of, published, route, track
+from tests.factories import chain, edge, node, profile_of, published, route, track
 
 pytestmark = pytest.mark.django_db
 

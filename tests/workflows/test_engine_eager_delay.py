@@ -14,8 +14,7 @@ from apps.workflows import services
 from apps.workflows.models import RunStatus, WorkflowRun
 from apps.workflows.tasks import resume_run
 from cdp.celery import app as celery_app
-
-from .conftest import chain, node, profile_of, published, route, track
+from tests.factories import chain, node, profile_of, published, route, track
 
 pytestmark = pytest.mark.django_db
 

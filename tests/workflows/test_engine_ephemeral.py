@@ -13,15 +13,15 @@ from apps.events.models import Event
 from apps.sources import services as source_services
 from apps.workflows import services
 from apps.workflows.models import NodeTrace, RunStatus, WorkflowRun
-
-from .conftest import TrackingClient_for, chain, node, profile_of, published, route, track
+from tests.clients import tracking_client_for
+from tests.factories import chain, node, profile_of, published, route, track
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def kiosk() -> Any:
-    return TrackingClient_for(source_services.source_create(name="Kiosk", ephemeral=True))
+    return tracking_client_for(source_services.source_create(name="Kiosk", ephemeral=True))
 
 
 def test_rules_route_events_of_ephemeral_sources(kiosk: Any) -> None:

@@ -18,8 +18,7 @@ from apps.events.models import Event
 from apps.workflows import services
 from apps.workflows.models import NodeTrace, RunStatus, WorkflowRun
 from apps.workflows.tasks import redispatch_queued_runs, run_rules
-
-from .conftest import chain, node, profile_of, published, route, track
+from tests.factories import chain, node, profile_of, published, route, track
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -15,8 +15,7 @@ from apps.events.models import Event
 from apps.profiles import services as profile_services
 from apps.workflows import services
 from apps.workflows.models import RunStatus, WorkflowRun
-
-from .conftest import chain, node, profile_of, published, route, track
+from tests.factories import chain, node, profile_of, published, route, track
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -26,9 +26,8 @@ from apps.workflows.models import NodeTrace, RunStatus, WorkflowRun
 from apps.workflows.tasks import redispatch_queued_runs, run_rules
 from cdp.celery import app as celery_app
 from tests.events.test_processing_outbox import _use_broker
+from tests.factories import chain, node, profile_of, published, route, track
 from tests.redis_server import RedisServer, redis_server_binary
-
-from .conftest import chain, node, profile_of, published, route, track
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -14,8 +14,8 @@ from apps.sources import services as source_services
 from apps.workflows import rules, services
 from apps.workflows.models import RunStatus, WorkflowRun
 from cdp.errors import DomainError
-
-from .conftest import TrackingClient_for, chain, node, profile_of, published, route, track
+from tests.clients import tracking_client_for
+from tests.factories import chain, node, profile_of, published, route, track
 
 pytestmark = pytest.mark.django_db
 
@@ -50,7 +50,7 @@ def test_rules_match_by_source(tracker: Any) -> None:
     route(web_only, "signup", source=tracker_source(tracker))
     route(backend_only, "signup", source=other)
     track(tracker, "signup", "a")
-    track(TrackingClient_for(other), "signup", "b")
+    track(tracking_client_for(other), "signup", "b")
     assert ran(web_only) == ["a"]
     assert ran(backend_only) == ["b"]
 

@@ -14,8 +14,8 @@ from django.utils import timezone
 from apps.events.models import Event
 from apps.workflows import services
 from apps.workflows.models import TRUNCATED_MARKER, NodeTrace, RunStatus, WorkflowRun, cap_json
-
-from .conftest import LocalServer, chain, edge, node, profile_of, published, route, track
+from tests.factories import chain, edge, node, profile_of, published, route, track
+from tests.http_server import LocalServer
 
 pytestmark = pytest.mark.django_db
 

@@ -12,8 +12,8 @@ import pytest
 from apps.events.models import Event
 from apps.profiles import selectors as profile_selectors
 from apps.workflows.models import NodeTrace, RunStatus, WorkflowRun
-
-from .conftest import LocalServer, chain, edge, node, published, route, track
+from tests.factories import chain, edge, node, published, route, track
+from tests.http_server import LocalServer
 
 pytestmark = [pytest.mark.postgres, pytest.mark.worker]
 

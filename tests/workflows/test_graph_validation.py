@@ -8,8 +8,7 @@ import pytest
 
 from apps.workflows import services
 from apps.workflows.graph import WorkflowInvalid, graph_errors
-
-from .conftest import chain, edge, node
+from tests.factories import chain, edge, node
 
 
 def errors_of(graph: dict[str, Any]) -> list[tuple[str | None, str | None]]:
