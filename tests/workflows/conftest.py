@@ -15,16 +15,17 @@ import pytest
 
 from apps.profiles import selectors as profile_selectors
 from apps.profiles.models import Profile
-from apps.workflows import rules, services
+from apps.workflows import matching, services
 from apps.workflows.models import Rule, Workflow
+from apps.workflows.services import inputs
 
 
 @pytest.fixture(autouse=True)
 def _fresh_rules() -> Iterator[None]:
-    rules.rules_cache_clear()
-    services._version_graph.cache_clear()
+    matching.rules_cache_clear()
+    inputs.version_graph.cache_clear()
     yield
-    rules.rules_cache_clear()
+    matching.rules_cache_clear()
 
 
 def node(node_id: str, action: str, **config: Any) -> dict[str, Any]:
