@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
@@ -415,7 +416,7 @@ class WorkflowViewSet(viewsets.GenericViewSet):
         return self.get_paginated_response(RunSerializer(page, many=True).data)
 
 
-def _status_filtered(runs: Any, value: str | None) -> Any:
+def _status_filtered(runs: QuerySet[WorkflowRun], value: str | None) -> QuerySet[WorkflowRun]:
     if not value:
         return runs
     if value not in RunStatus.values:

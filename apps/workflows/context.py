@@ -1,6 +1,6 @@
 """What actions see and do: the run's event, profile, session, source and variables, and the
 changes they stage (profile operations, merges, segment membership, emitted events), which
-the engine applies when the run ends."""
+apps.workflows.effects applies when the run is recorded."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from typing import Any
 
 from django.utils import timezone
 
+from apps.events.models import Event
 from apps.profiles import traits as trait_ops
+from apps.profiles.models import Profile
 from apps.workflows.actions.base import ActionError
 from apps.workflows.templating import render_value
 
@@ -46,8 +48,8 @@ class RunContext:
 
     workflow_id: int
     distinct_id: str
-    event: Any  # an Event (saved, or unsaved for ephemeral and test events)
-    profile: Any  # a Profile or None
+    event: Event  # saved, or unsaved for ephemeral and test events
+    profile: Profile | None
     session: dict[str, Any]
     source: dict[str, Any]
     depth: int = 0
@@ -127,11 +129,11 @@ class NodeContext:
         return self.run.test
 
     @property
-    def event(self) -> Any:
+    def event(self) -> Event:
         return self.run.event
 
     @property
-    def profile(self) -> Any:
+    def profile(self) -> Profile | None:
         return self.run.profile
 
     @property

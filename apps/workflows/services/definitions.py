@@ -107,7 +107,7 @@ def workflow_unpublish(*, workflow: Workflow) -> Workflow:
     return workflow
 
 
-def _rule_condition(condition: Any) -> Any:
+def _rule_condition(condition: dict[str, Any] | None) -> dict[str, Any] | None:
     if condition in (None, {}):
         return None
     try:
