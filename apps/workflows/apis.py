@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
@@ -14,7 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.sources.models import EventSource
-from apps.workflows import exchange, selectors, services, trial
+from apps.workflows import import_export, selectors, services
 from apps.workflows.models import Rule, RunStatus, Workflow, WorkflowRun, WorkflowVersion
 from cdp.errors import DomainError
 from cdp.pagination import NewestFirstCursorPagination
@@ -136,9 +137,9 @@ class WorkflowUpdateSerializer(serializers.Serializer):
 
 
 class WorkflowExportSerializer(serializers.Serializer):
-    """The document export gives and import takes (see exchange.py)."""
+    """The document export gives and import takes (see import_export.py)."""
 
-    format = serializers.CharField(help_text=f'"{exchange.FORMAT}"')
+    format = serializers.CharField(help_text=f'"{import_export.FORMAT}"')
     format_version = serializers.IntegerField()
     name = serializers.CharField(max_length=200)
     description = serializers.CharField(allow_blank=True)
@@ -377,7 +378,7 @@ class WorkflowViewSet(viewsets.GenericViewSet):
     def export(self, request: Request, pk: str | None = None) -> Response:
         """The workflow as a JSON document that import takes (its draft graph)."""
         workflow = self.get_object()
-        response = Response(exchange.workflow_export(workflow=workflow))
+        response = Response(import_export.workflow_export(workflow=workflow))
         response["Content-Disposition"] = f'attachment; filename="workflow-{workflow.pk}.json"'
         return response
 
@@ -385,7 +386,7 @@ class WorkflowViewSet(viewsets.GenericViewSet):
     @action(detail=False, methods=["post"], url_path="import", url_name="import")
     def import_(self, request: Request) -> Response:
         """Create a workflow from an export (its draft; publish it to run it)."""
-        workflow = exchange.workflow_import(document=request.data)
+        workflow = import_export.workflow_import(document=request.data)
         return self._detail(workflow, status.HTTP_201_CREATED)
 
     @extend_schema(request=TestRequestSerializer, responses=TestResultSerializer)
@@ -397,7 +398,7 @@ class WorkflowViewSet(viewsets.GenericViewSet):
         body = TestRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         profile = body.validated_data.get("profile") or {}
-        result = trial.workflow_test_as(
+        result = services.workflow_test_as(
             workflow=workflow,
             event=body.validated_data["event"],
             distinct_id=profile.get("distinct_id"),
@@ -415,7 +416,7 @@ class WorkflowViewSet(viewsets.GenericViewSet):
         return self.get_paginated_response(RunSerializer(page, many=True).data)
 
 
-def _status_filtered(runs: Any, value: str | None) -> Any:
+def _status_filtered(runs: QuerySet[WorkflowRun], value: str | None) -> QuerySet[WorkflowRun]:
     if not value:
         return runs
     if value not in RunStatus.values:

@@ -1,6 +1,6 @@
 """What actions see and do: the run's event, profile, session, source and variables, and the
 changes they stage (profile operations, merges, segment membership, emitted events), which
-the engine applies when the run ends."""
+apps.workflows.effects applies when the run is recorded."""
 
 from __future__ import annotations
 
@@ -8,18 +8,31 @@ import copy
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from django.utils import timezone
 
+from apps.events.models import Event
 from apps.profiles import traits as trait_ops
+from apps.profiles.models import Profile
 from apps.workflows.actions.base import ActionError
 from apps.workflows.templating import render_value
 
 
+class EffectKind(StrEnum):
+    """The built-in kinds of staged changes (apps.workflows.effects applies each)."""
+
+    PEOPLE = "people"
+    MERGE_BY = "merge_by"
+    SEGMENT_ADD = "segment_add"
+    SEGMENT_REMOVE = "segment_remove"
+    EMIT = "emit"
+
+
 @dataclass(slots=True)
 class Effect:
-    """One staged change: kind is people | merge_by | segment_add | segment_remove | emit."""
+    """One staged change; `kind` names its applier (an EffectKind for the built-in ones)."""
 
     kind: str
     node_id: str
@@ -35,8 +48,8 @@ class RunContext:
 
     workflow_id: int
     distinct_id: str
-    event: Any  # an Event (saved, or unsaved for ephemeral and test events)
-    profile: Any  # a Profile or None
+    event: Event  # saved, or unsaved for ephemeral and test events
+    profile: Profile | None
     session: dict[str, Any]
     source: dict[str, Any]
     depth: int = 0
@@ -91,7 +104,7 @@ class RunContext:
         """Take a finished node's staged changes into the run (in completion order)."""
         self.variables.update(node.variables)
         for effect in node.effects:
-            if effect.kind == "people":
+            if effect.kind == EffectKind.PEOPLE:
                 trait_ops.apply_operations(self.preview, effect.data["ops"], timezone.now())
             self.effects.append(effect)
         self.requests.extend(node.requests)
@@ -116,11 +129,11 @@ class NodeContext:
         return self.run.test
 
     @property
-    def event(self) -> Any:
+    def event(self) -> Event:
         return self.run.event
 
     @property
-    def profile(self) -> Any:
+    def profile(self) -> Profile | None:
         return self.run.profile
 
     @property
@@ -171,22 +184,22 @@ class NodeContext:
         errors = trait_ops.apply_operations(trial, ops, timezone.now())
         if errors:
             raise ActionError("; ".join(f"{key}: {message}" for key, message in errors.items()))
-        self.effects.append(Effect("people", self.node_id, {"ops": ops}))
+        self.effects.append(Effect(EffectKind.PEOPLE, self.node_id, {"ops": ops}))
 
     def merge_by(self, *, identifier: str, kind: str) -> None:
         self.effects.append(
-            Effect("merge_by", self.node_id, {"identifier": identifier, "kind": kind})
+            Effect(EffectKind.MERGE_BY, self.node_id, {"identifier": identifier, "kind": kind})
         )
 
     def segment_change(self, *, segment: str, add: bool) -> None:
-        kind = "segment_add" if add else "segment_remove"
+        kind = EffectKind.SEGMENT_ADD if add else EffectKind.SEGMENT_REMOVE
         self.effects.append(Effect(kind, self.node_id, {"segment": segment}))
 
     def emit(self, *, event_name: str, properties: dict[str, Any], distinct_id: str) -> None:
         index = len(self.effects)
         self.effects.append(
             Effect(
-                "emit",
+                EffectKind.EMIT,
                 self.node_id,
                 {
                     "event_name": event_name,

@@ -1,4 +1,4 @@
-"""The engine: executes a workflow graph for one run, and applies the run's staged changes.
+"""The engine: executes a workflow graph for one run (its staged changes are applied later).
 
 A node runs when an edge into it fires. Actions marked `concurrent` (I/O such as HTTP calls)
 run in a thread pool, so independent branches overlap; the others run in the run's own thread,
@@ -6,7 +6,7 @@ which is the one holding the database connection (and, in test mode, the transac
 rolled back). Failed attempts are retried with backoff when the failure is transient (or a
 timeout); a node that still fails fires its `error` port when an edge leaves it, else the run
 fails. Nothing is written while a graph executes: changes are staged in the RunContext and
-applied at the end by `effects_apply`, in the caller's transaction.
+applied at the end by `apps.workflows.effects.effects_apply`, in the caller's transaction.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from apps.workflows.actions import (
     Wait,
     action_class,
 )
-from apps.workflows.context import Effect, NodeContext, RunContext
+from apps.workflows.context import NodeContext, RunContext
 from apps.workflows.graph import Graph
 from apps.workflows.models import RunStatus
 from cdp.errors import DomainError
@@ -78,7 +78,7 @@ class NodeRecord:
 
 @dataclass(slots=True)
 class Outcome:
-    status: str
+    status: RunStatus
     error: str = ""
     records: list[NodeRecord] = field(default_factory=list)
     # Delayed continuations: {"node", "port", "payload", "due" (ISO time)}.
@@ -341,108 +341,3 @@ class Execution:
                 attempt=res.task.attempt,
             )
         )
-
-
-# --- applying a run's changes -----------------------------------------------------------------
-
-
-def _touched(ops: dict[str, Any]) -> set[str]:
-    keys: set[str] = set()
-    for values in ops.values():
-        keys.update(values if isinstance(values, list) else values.keys())
-    return keys
-
-
-def people_steps(effects: list[Effect]) -> list[dict[str, Any]]:
-    """Consecutive people operations merged into as few ops dicts as keep their order: a trait
-    touched again starts a new dict (people_apply applies one dict's operations in its own
-    order, not the staging order)."""
-    steps: list[dict[str, Any]] = []
-    batch: dict[str, Any] = {}
-    batch_keys: set[str] = set()
-    for effect in effects:
-        ops = effect.data["ops"]
-        keys = _touched(ops)
-        if keys & batch_keys:  # the same trait twice: keep the order of operations
-            steps.append(batch)
-            batch, batch_keys = {}, set()
-        for op, values in ops.items():
-            if op == "unset":
-                batch.setdefault(op, []).extend(values)
-            else:
-                batch.setdefault(op, {}).update(values)
-        batch_keys |= keys
-    if batch:
-        steps.append(batch)
-    return steps
-
-
-def people_only(effects: list[Effect]) -> bool:
-    """Whether the changes are people operations only (no profile deletion): those of many
-    runs can be applied together (profile_services.people_apply_many)."""
-    return all(effect.kind == "people" and "delete" not in effect.data["ops"] for effect in effects)
-
-
-def people_errors_message(errors: dict[str, str]) -> str:
-    return "; ".join(f"{key}: {message}" for key, message in errors.items())
-
-
-def effects_apply(run: RunContext, effects: list[Effect]) -> None:
-    """Apply staged changes in order, through the profile, segment and event services. Runs
-    in the caller's transaction: an exception leaves nothing applied. Consecutive people
-    operations go in as few people_apply calls as keep their order (people_steps)."""
-    from apps.events.services import events_emit
-    from apps.profiles import selectors as profile_selectors
-    from apps.profiles import services as profile_services
-    from apps.segments import selectors as segment_selectors
-    from apps.segments import services as segment_services
-
-    people: list[Effect] = []
-
-    def flush() -> None:
-        for ops in people_steps(people):
-            result = profile_services.people_apply(distinct_id=run.distinct_id, ops=ops)
-            if result.errors:
-                raise ActionError(people_errors_message(result.errors))
-        people.clear()
-
-    for effect in effects:
-        if effect.kind == "people":
-            people.append(effect)
-            continue
-        flush()
-        if effect.kind == "merge_by":
-            profile = profile_selectors.profile_get_for_distinct_id(run.distinct_id)
-            if profile is None:
-                raise ActionError(f"no profile for {run.distinct_id!r}")
-            profile_services.profile_identify_by(
-                profile=profile,
-                identifier=effect.data["identifier"],
-                kind=effect.data["kind"],
-                triggered_by=f"workflow {run.workflow_id} (node {effect.node_id})",
-            )
-        elif effect.kind in ("segment_add", "segment_remove"):
-            segment = segment_selectors.segment_get(effect.data["segment"])
-            change = (
-                segment_services.segment_members_add
-                if effect.kind == "segment_add"
-                else segment_services.segment_members_remove
-            )
-            change(segment=segment, distinct_ids=[run.distinct_id])
-        elif effect.kind == "emit":
-            events_emit(
-                distinct_id=effect.data["distinct_id"],
-                event_name=effect.data["event_name"],
-                properties=effect.data["properties"],
-                context={
-                    "workflow": {
-                        "depth": run.depth + 1,
-                        "workflow_id": run.workflow_id,
-                        "run": run.run_key,
-                    }
-                },
-                message_id=effect.data["message_id"],
-            )
-        else:
-            raise ActionError(f"unknown change {effect.kind!r}")
-    flush()

@@ -8,16 +8,17 @@ from collections.abc import Iterator
 
 import pytest
 
-from apps.workflows import rules, services
+from apps.workflows import matching
+from apps.workflows.services import inputs
 from tests.http_server import LocalServer
 
 
 @pytest.fixture(autouse=True)
 def _fresh_rules() -> Iterator[None]:
-    rules.rules_cache_clear()
-    services._version_graph.cache_clear()
+    matching.rules_cache_clear()
+    inputs.version_graph.cache_clear()
     yield
-    rules.rules_cache_clear()
+    matching.rules_cache_clear()
 
 
 @pytest.fixture

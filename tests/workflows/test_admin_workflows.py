@@ -18,6 +18,7 @@ from apps.events.models import Event
 from apps.workflows import services
 from apps.workflows.actions import Action, Fire
 from apps.workflows.actions import registry as action_registry
+from apps.workflows.admin import runs as run_admin
 from apps.workflows.models import Rule, Workflow, WorkflowRun
 from tests.factories import chain, edge, node, profile_of, published, route, track
 
@@ -423,10 +424,12 @@ def test_actions_page_lists_builtins_and_plugins(
         "entry_points",
         lambda group: [plugin] if group == action_registry.ENTRY_POINT_GROUP else [],
     )
-    monkeypatch.setattr(action_registry, "_registry", {})
-    monkeypatch.setattr(action_registry, "_loaded", False)  # loaded again, with the plugin
-
-    page = admin_client.get(f"{ADMIN}actions/").content.decode()
+    action_registry.actions_reload()  # loaded again, with the plugin
+    try:
+        page = admin_client.get(f"{ADMIN}actions/").content.decode()
+    finally:
+        monkeypatch.undo()
+        action_registry.actions_reload()  # without it
 
     row = page[page.index('id="action-shout"') :]
     row = row[: row.index("</tr>")]
@@ -462,14 +465,12 @@ def test_pages_need_permission(client: Client, django_user_model: Any) -> None:
 def test_run_page_shows_its_first_traces_only(
     admin_client: Client, tracker: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from apps.workflows import admin as workflow_admin
-
     workflow = published(chain(node("a", "log", message="1"), node("b", "log", message="2")))
     route(workflow, "signup")
     track(tracker, "signup", "u1")
     track(tracker, "signup", "u2")
     _first, second = WorkflowRun.objects.order_by("id")  # the second: ids of traces differ
-    monkeypatch.setattr(workflow_admin, "TRACES_SHOWN", 2)
+    monkeypatch.setattr(run_admin, "TRACES_SHOWN", 2)
 
     page = admin_client.get(f"/admin/workflows/workflowrun/{second.pk}/change/").content.decode()
 

@@ -15,8 +15,11 @@ from django.utils import timezone
 
 from apps.events import services as event_services
 from apps.events.models import Event
+from apps.events.tasks import process_events
 from apps.workflows import services
+from apps.workflows.engine import Execution
 from apps.workflows.models import NodeTrace, RunStatus, WorkflowRun
+from apps.workflows.services import storage
 from apps.workflows.tasks import redispatch_queued_runs, run_rules
 from tests.factories import chain, node, profile_of, published, route, track
 
@@ -28,7 +31,7 @@ def unsent(monkeypatch: Any, settings: Any) -> list[list[int]]:
     """Processing and run tasks are collected instead of sent (the test runs them), and only
     lost runs are redispatched (queued ones are not old enough)."""
     sent: list[list[int]] = []
-    monkeypatch.setattr(event_services, "_send_process", lambda event_ids: True)
+    monkeypatch.setattr(process_events, "delay", lambda event_ids: None)
     monkeypatch.setattr(run_rules, "delay", sent.append)
     settings.CDP_REDISPATCH_AFTER_SECONDS = 3600
     settings.CDP_WORKFLOW_RUN_LEASE_SECONDS = 900
@@ -48,7 +51,7 @@ def queued_run(tracker: Any) -> WorkflowRun:
 
 def claimed_by_a_lost_worker(run: WorkflowRun, *, seconds_ago: float = 901) -> None:
     """What a worker killed after its claim leaves: the run running, claimed long ago."""
-    assert [r.pk for r in services._runs_claim([run.pk])] == [run.pk]
+    assert [r.pk for r in storage.runs_claim([run.pk])] == [run.pk]
     WorkflowRun.objects.filter(pk=run.pk).update(
         claimed_at=timezone.now() - timedelta(seconds=seconds_ago)
     )
@@ -143,7 +146,7 @@ def test_a_run_lost_while_resuming_waits_again_and_resumes_from_its_delay(
         raise SystemExit("worker killed")
 
     with monkeypatch.context() as patch:
-        patch.setattr(services.Execution, "from_ports", killed)
+        patch.setattr(Execution, "from_ports", killed)
         with pytest.raises(SystemExit):
             services.run_resume(run_id=run.pk)
     run.refresh_from_db()
@@ -172,16 +175,16 @@ def test_an_attempt_that_outlived_its_lease_applies_nothing(
     """Fencing: while a slow attempt ran, its run was recovered and claimed by another worker;
     the slow attempt's results are dropped, so the run's changes can't apply twice."""
     run = queued_run(tracker)
-    execute = services._execute
+    execute = Execution.from_start
 
-    def slow_then_overtaken(**kwargs: Any) -> Any:
-        done = execute(**kwargs)
-        WorkflowRun.objects.filter(pk=kwargs["run"].pk).update(
+    def slow_then_overtaken(self: Execution, payload: Any) -> Any:
+        outcome = execute(self, payload)
+        WorkflowRun.objects.filter(pk=run.pk).update(
             claimed_at=timezone.now() + timedelta(seconds=1)  # the other worker's claim
         )
-        return done
+        return outcome
 
-    monkeypatch.setattr(services, "_execute", slow_then_overtaken)
+    monkeypatch.setattr(Execution, "from_start", slow_then_overtaken)
 
     services.runs_execute(run_ids=[run.pk])
 

@@ -21,6 +21,7 @@ from kombu import pools as kombu_pools
 
 from apps.events import services as event_services
 from apps.events.models import Event
+from apps.events.tasks import process_events
 from apps.workflows import services
 from apps.workflows.models import NodeTrace, RunStatus, WorkflowRun
 from apps.workflows.tasks import redispatch_queued_runs, run_rules
@@ -127,7 +128,7 @@ def unsent(monkeypatch: Any) -> list[list[int]]:
     """Tracked events are stored but their processing is not queued (the test processes them),
     and the run tasks processing queues are collected instead of sent."""
     sent: list[list[int]] = []
-    monkeypatch.setattr(event_services, "_send_process", lambda event_ids: True)
+    monkeypatch.setattr(process_events, "delay", lambda event_ids: None)
     monkeypatch.setattr(run_rules, "delay", sent.append)
     return sent
 

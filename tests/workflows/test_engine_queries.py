@@ -16,6 +16,8 @@ from django.test.utils import CaptureQueriesContext
 
 from apps.events import services as event_services
 from apps.events.models import Event
+from apps.events.tasks import process_events
+from apps.profiles import selectors as profile_selectors
 from apps.workflows import services
 from apps.workflows.models import NodeTrace, RunStatus, WorkflowRun
 from apps.workflows.tasks import run_rules
@@ -53,7 +55,7 @@ def benchmark_graph() -> dict[str, Any]:
 def queued(monkeypatch: Any) -> list[list[int]]:
     """Processing is run by the test, and the run tasks it queues are collected, not run."""
     sent: list[list[int]] = []
-    monkeypatch.setattr(event_services, "_send_process", lambda event_ids: True)
+    monkeypatch.setattr(process_events, "delay", lambda event_ids: None)
     monkeypatch.setattr(run_rules, "delay", sent.append)
     return sent
 
@@ -111,8 +113,10 @@ def test_batched_runs_apply_each_run_all_or_nothing(
     run_ids = process(tracker, queued, [("ann", 1), ("bob", 1), ("cid", 1)])
     # The runs execute on the profiles as read before bob's score became a string (a change
     # committed between the read and the lock): staging passes, applying must not.
-    before = services._profiles_for(["ann", "bob", "cid"])
-    monkeypatch.setattr(services, "_profiles_for", lambda ids: {d: before[d] for d in ids})
+    before = profile_selectors.profiles_for_distinct_ids(["ann", "bob", "cid"])
+    monkeypatch.setattr(
+        profile_selectors, "profiles_for_distinct_ids", lambda ids: {d: before[d] for d in ids}
+    )
     profile = profile_of("bob")
     profile.traits = {"score": "high"}
     profile.save(update_fields=["traits"])

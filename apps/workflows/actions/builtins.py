@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from datetime import timedelta
@@ -12,6 +13,13 @@ import httpx
 import orjson
 from django.utils import timezone
 
+from apps.events.selectors import event_count_since
+from apps.profiles.identification import normalize
+from apps.profiles.models import IdentityKind, Profile
+from apps.profiles.selectors import profile_distinct_ids
+from apps.segments.filtering import FilterError, evaluate, parse_filter
+from apps.segments.models import SegmentKind
+from apps.segments.selectors import segment_get
 from apps.workflows.actions.base import (
     Action,
     ActionError,
@@ -58,8 +66,6 @@ class End(Action):
 
 @lru_cache(maxsize=512)
 def _parsed_filter(tree_json: str) -> Any:
-    from apps.segments.filtering import parse_filter
-
     return parse_filter(json.loads(tree_json), scope="event")
 
 
@@ -72,8 +78,6 @@ class Condition(Action):
 
     @classmethod
     def check_config(cls, config: dict[str, Any]) -> list[tuple[str, str]]:
-        from apps.segments.filtering import FilterError
-
         try:
             _parsed_filter(json.dumps(config.get("filter"), sort_keys=True))
         except FilterError as exc:
@@ -81,11 +85,6 @@ class Condition(Action):
         return []
 
     def run(self, context: NodeContext, payload: Any) -> Fire:
-        import copy
-
-        from apps.profiles.models import Profile
-        from apps.segments.filtering import evaluate
-
         filt = _parsed_filter(json.dumps(self.config["filter"], sort_keys=True))
         # The profile as this run's staged changes leave it.
         base = context.profile
@@ -178,9 +177,6 @@ class AddToSegment(Action):
     add = True
 
     def run(self, context: NodeContext, payload: Any) -> Fire:
-        from apps.segments.models import SegmentKind
-        from apps.segments.selectors import segment_get
-
         segment = segment_get(self.config["segment"])
         if segment.kind != SegmentKind.STATIC:
             raise ActionError(f"segment {segment.key!r} is dynamic: its filter decides members")
@@ -210,9 +206,6 @@ class MergeBy(Action):
     )
 
     def run(self, context: NodeContext, payload: Any) -> Fire:
-        from apps.profiles.identification import normalize
-        from apps.profiles.models import IdentityKind
-
         kind = self.config.get("kind", "email")
         value = self.config.get("value")
         if value is None:
@@ -398,9 +391,6 @@ class Counter(Action):
     )
 
     def run(self, context: NodeContext, payload: Any) -> Fire:
-        from apps.events.selectors import event_count_since
-        from apps.profiles.selectors import profile_distinct_ids
-
         profile = context.profile
         ids = profile_distinct_ids(profile) if profile is not None else [context.distinct_id]
         since = timezone.now() - timedelta(minutes=float(self.config["minutes"]))

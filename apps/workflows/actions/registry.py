@@ -49,6 +49,15 @@ def _load() -> None:
         _loaded = True
 
 
+def actions_reload() -> None:
+    """Forget the loaded actions: the next lookup loads the built-ins and the entry points
+    again (plugins installed since)."""
+    global _loaded
+    with _lock:
+        _registry.clear()
+        _loaded = False
+
+
 def action_classes() -> dict[str, type[Action]]:
     """Every known action, by name."""
     _load()

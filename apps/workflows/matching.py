@@ -18,12 +18,14 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 
+from apps.events.incoming import IncomingEvent
+from apps.events.models import Event
+from apps.segments.filtering import Filter, FilterError, parse_filter
 from apps.workflows.models import Rule
 
 logger = logging.getLogger(__name__)
@@ -40,7 +42,7 @@ class CompiledRule:
     workflow_id: int
     version_id: int
     priority: int
-    condition: Any  # a parsed Filter, or None
+    condition: Filter | None
 
 
 @dataclass(slots=True)
@@ -53,7 +55,7 @@ class RulesTable:
     def empty(self) -> bool:
         return not self.by_id
 
-    def match(self, event: Any) -> list[CompiledRule]:
+    def match(self, event: Event | IncomingEvent) -> list[CompiledRule]:
         """The rules whose event name and source match the event, highest priority first."""
         named = self.by_name.get(event.event_name)
         candidates = [*named, *self.any_name] if named else self.any_name
@@ -66,7 +68,7 @@ class RulesTable:
         return matched
 
 
-def event_depth(event: Any) -> int:
+def event_depth(event: Event | IncomingEvent) -> int:
     """How many workflow-emitted events led to this one (0 for events from outside)."""
     context = event.context if isinstance(event.context, dict) else {}
     workflow = context.get("workflow")
@@ -75,8 +77,6 @@ def event_depth(event: Any) -> int:
 
 
 def _load() -> RulesTable:
-    from apps.segments.filtering import FilterError, parse_filter
-
     table = RulesTable()
     rules = Rule.objects.filter(
         enabled=True, workflow__published_version__isnull=False
