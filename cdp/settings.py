@@ -271,6 +271,11 @@ CDP_PRIVATE_TRAITS = env.list(
     default=["email", "phone", "name", "first_name", "last_name", "address", "birthday"],
 )
 
+# --- Outbound requests (cdp/outbound.py) ------------------------------------------------------
+# Hosts and networks (CIDR) that outbound requests may reach although they are internal
+# (loopback, private, link-local, reserved): comma-separated, empty by default.
+CDP_OUTBOUND_ALLOW = env.list("CDP_OUTBOUND_ALLOW", default=[])
+
 # --- Workflows ----------------------------------------------------------------------------------
 # How deep a chain of workflow-emitted events may go before the engine stops routing it.
 CDP_WORKFLOW_MAX_DEPTH = env.int("CDP_WORKFLOW_MAX_DEPTH", default=5)

@@ -132,7 +132,9 @@ class LocalServer(ThreadingHTTPServer):
 
 
 @pytest.fixture
-def http_server() -> Iterator[LocalServer]:
+def http_server(settings: Any) -> Iterator[LocalServer]:
+    # The outbound client refuses loopback unless an operator allows it: the tests do.
+    settings.CDP_OUTBOUND_ALLOW = ["127.0.0.1"]
     server = LocalServer()
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
