@@ -16,6 +16,7 @@ import orjson
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
+from django.views import defaults
 
 logger = logging.getLogger(__name__)
 
@@ -80,11 +81,7 @@ class DatabaseUnavailableMiddleware:
 
 def server_error(request: HttpRequest) -> HttpResponse:
     """handler500: an error raised outside a view (a middleware loading the session) that is
-    the database being unavailable is a 503 too; anything else stays a plain 500."""
+    the database being unavailable is a 503 too; anything else is Django's usual 500."""
     if is_unavailable(sys.exc_info()[1]):
         return unavailable_response(request)
-    return HttpResponse(
-        "<!doctype html><title>Server error</title><h1>Server error (500)</h1>",
-        status=500,
-        content_type="text/html; charset=utf-8",
-    )
+    return defaults.server_error(request)

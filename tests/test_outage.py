@@ -223,3 +223,22 @@ def test_readyz_reports_the_depth_of_each_queue(db: None) -> None:
         client.delete("segments")
     assert after["queues"]["segments"] == before["queues"]["segments"] + 3 == 3
     assert after["queues"]["processing"] == before["queues"]["processing"]
+
+
+def test_an_error_outside_a_view_is_a_503_only_when_the_database_is_down(rf: Any) -> None:
+    """handler500 sees errors raised by middleware (loading a session, say) too."""
+    from cdp.outage import server_error
+
+    request = rf.get("/api/v1/events")
+    try:
+        raise OperationalError("could not connect to server")
+    except OperationalError:
+        response = server_error(request)
+    assert response.status_code == 503
+    assert response["Retry-After"] == str(settings.CDP_RETRY_AFTER_SECONDS)
+    assert response["Content-Type"] == "application/json"
+    try:
+        raise ValueError("a bug")
+    except ValueError:
+        response = server_error(rf.get("/admin/"))
+    assert response.status_code == 500
