@@ -40,9 +40,7 @@ class Command(BaseCommand):
                 or os.environ.get("CDP_DEMO_PASSWORD")
                 or secrets.token_urlsafe(12)
             )
-            User.objects.create_superuser(
-                username=options["username"], email="", password=password
-            )
+            User.objects.create_superuser(username=options["username"], email="", password=password)
             login = f"{options['username']} / {password}   (shown once: note it)"
         else:
             login = f"{options['username']} (existing user, password unchanged)"
