@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "corsheaders",
     "apps.sources",
     "apps.events",
     "apps.profiles",
@@ -60,6 +61,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -67,6 +69,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "cdp.outage.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "cdp.urls"
@@ -106,11 +109,15 @@ else:
         _db["OPTIONS"]["pool"] = {
             "min_size": env.int("DATABASE_POOL_MIN", default=2),
             "max_size": env.int("DATABASE_POOL_MAX", default=10),
-            "timeout": env.int("DATABASE_POOL_TIMEOUT", default=10),
+            # Seconds a request waits for a pooled connection before it answers 503: short, so
+            # that an outage fails fast instead of holding every thread (cdp/outage.py).
+            "timeout": env.float("DATABASE_POOL_TIMEOUT", default=1.0),
         }
     else:
         _db["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
-    _db["OPTIONS"].setdefault("connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5))
+    _db["OPTIONS"].setdefault("connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=1))
+# Seconds a client is told to wait (Retry-After) when the database is unavailable (503).
+CDP_RETRY_AFTER_SECONDS = env.int("CDP_RETRY_AFTER_SECONDS", default=5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: Celery broker and cache -----------------------------------------------------------
@@ -238,6 +245,14 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
+# --- CORS of the management API (/api/v1/*, /api/schema/) ------------------------------------
+# Browsers on these origins (exact "https://host[:port]" values) may call the management API;
+# none by default. Never a wildcard: the API acts with the caller's session or token. Tracking
+# endpoints answer any origin on their own (apps/events/tracking.py), without credentials.
+CORS_URLS_REGEX = r"^/api/(v1/|schema/)"
+CORS_ALLOWED_ORIGINS = env.list("CDP_API_CORS_ORIGINS", default=[])
+CORS_ALLOW_CREDENTIALS = env.bool("CDP_API_CORS_CREDENTIALS", default=False)
+
 # --- Security (production) --------------------------------------------------------------------
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=PRODUCTION)
@@ -290,6 +305,11 @@ CDP_PRIVATE_TRAITS = env.list(
     "CDP_PRIVATE_TRAITS",
     default=["email", "phone", "name", "first_name", "last_name", "address", "birthday"],
 )
+
+# --- Outbound requests (cdp/outbound.py) ------------------------------------------------------
+# Hosts and networks (CIDR) that outbound requests may reach although they are internal
+# (loopback, private, link-local, reserved): comma-separated, empty by default.
+CDP_OUTBOUND_ALLOW = env.list("CDP_OUTBOUND_ALLOW", default=[])
 
 # --- Workflows ----------------------------------------------------------------------------------
 # How deep a chain of workflow-emitted events may go before the engine stops routing it.

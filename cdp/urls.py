@@ -1,10 +1,6 @@
 """Root URLs: tracking endpoints, the management API (/api/v1/), its schema and docs, admin."""
 
-import logging
-
 from django.contrib import admin
-from django.db import DatabaseError, connection
-from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
@@ -13,26 +9,9 @@ from apps.profiles import urls as profile_urls
 from apps.segments import urls as segment_urls
 from apps.sources import urls as source_urls
 from apps.workflows import urls as workflow_urls
+from cdp.health import healthz, readyz
 
-logger = logging.getLogger(__name__)
-
-
-def healthz(request: HttpRequest) -> JsonResponse:
-    """Liveness: the process answers (no database access)."""
-    return JsonResponse({"status": "ok"})
-
-
-def readyz(request: HttpRequest) -> JsonResponse:
-    """Readiness: the database answers."""
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-    except DatabaseError:
-        # The reason (hosts, ports) is for the logs, not for anonymous callers.
-        logger.exception("readyz: the database is unavailable")
-        return JsonResponse({"status": "unavailable", "database": "unavailable"}, status=503)
-    return JsonResponse({"status": "ok"})
-
+handler500 = "cdp.outage.server_error"
 
 urlpatterns = [
     *event_urls.tracking_urlpatterns,

@@ -114,7 +114,9 @@ def test_database_url_switches_to_postgresql_with_the_psycopg_pool():
 
     assert settings["engine"] == "django.db.backends.postgresql"
     assert settings["host"] == "db.example.com"
-    assert settings["options"]["pool"] == {"min_size": 2, "max_size": 10, "timeout": 10}
+    # Short waits by default: an outage answers 503 at once instead of holding threads.
+    assert settings["options"]["pool"] == {"min_size": 2, "max_size": 10, "timeout": 1.0}
+    assert settings["options"]["connect_timeout"] == 1
     assert settings["conn_max_age"] == 0  # the pool, not persistent connections, reuses them
     # Without Redis, tasks still run in-process.
     assert settings["eager"] is True

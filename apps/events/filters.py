@@ -3,6 +3,7 @@
 import django_filters
 
 from apps.events.models import Event, Session
+from cdp.api_filters import BoundedIsoDateTimeFilter
 
 
 class EventFilter(django_filters.FilterSet):
@@ -11,8 +12,8 @@ class EventFilter(django_filters.FilterSet):
     source = django_filters.UUIDFilter(field_name="source_id")
     category = django_filters.CharFilter()
     session = django_filters.UUIDFilter(field_name="session_id")
-    after = django_filters.IsoDateTimeFilter(field_name="timestamp", lookup_expr="gte")
-    before = django_filters.IsoDateTimeFilter(field_name="timestamp", lookup_expr="lt")
+    after = BoundedIsoDateTimeFilter(field_name="timestamp", lookup_expr="gte")
+    before = BoundedIsoDateTimeFilter(field_name="timestamp", lookup_expr="lt")
     processed = django_filters.BooleanFilter(
         field_name="processed_at", lookup_expr="isnull", exclude=True
     )
@@ -25,8 +26,8 @@ class EventFilter(django_filters.FilterSet):
 class SessionFilter(django_filters.FilterSet):
     distinct_id = django_filters.CharFilter()
     source = django_filters.UUIDFilter(field_name="source_id")
-    started_after = django_filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="gte")
-    started_before = django_filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="lt")
+    started_after = BoundedIsoDateTimeFilter(field_name="started_at", lookup_expr="gte")
+    started_before = BoundedIsoDateTimeFilter(field_name="started_at", lookup_expr="lt")
     utm_campaign = django_filters.CharFilter()
     device_type = django_filters.CharFilter()
 

@@ -4,6 +4,7 @@ group membership (?group=company:acme)."""
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -12,6 +13,7 @@ from django.db.models import Q, QuerySet
 from rest_framework.exceptions import ValidationError
 
 from apps.profiles.models import Profile, ProfileHistory
+from cdp.api_filters import BoundedIsoDateTimeFilter, check_query_text
 
 _TRAIT_NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 
@@ -24,7 +26,10 @@ def _trait_query(key: str, raw: str) -> Q:
         parsed = json.loads(raw)
     except ValueError:
         return query
-    if not isinstance(parsed, str):
+    # A number JSON can't store (1e999 parses as infinity) matches as text only.
+    if not isinstance(parsed, str) and not (
+        isinstance(parsed, float) and not math.isfinite(parsed)
+    ):
         query |= Q(**{lookup: parsed})
     return query
 
@@ -37,10 +42,10 @@ class ProfileFilter(django_filters.FilterSet):
     identified = django_filters.TypedChoiceFilter(
         choices=[(value, value) for value in _BOOLEANS], coerce=_BOOLEANS.__getitem__
     )
-    first_seen_after = django_filters.IsoDateTimeFilter(field_name="first_seen", lookup_expr="gte")
-    first_seen_before = django_filters.IsoDateTimeFilter(field_name="first_seen", lookup_expr="lt")
-    last_seen_after = django_filters.IsoDateTimeFilter(field_name="last_seen", lookup_expr="gte")
-    last_seen_before = django_filters.IsoDateTimeFilter(field_name="last_seen", lookup_expr="lt")
+    first_seen_after = BoundedIsoDateTimeFilter(field_name="first_seen", lookup_expr="gte")
+    first_seen_before = BoundedIsoDateTimeFilter(field_name="first_seen", lookup_expr="lt")
+    last_seen_after = BoundedIsoDateTimeFilter(field_name="last_seen", lookup_expr="gte")
+    last_seen_before = BoundedIsoDateTimeFilter(field_name="last_seen", lookup_expr="lt")
     group = django_filters.CharFilter(method="filter_group", help_text="group_key:group_id")
     distinct_id = django_filters.CharFilter(field_name="identities__distinct_id")
 
@@ -68,6 +73,7 @@ class ProfileFilter(django_filters.FilterSet):
                     {param: "a trait name has letters, digits, - and single _ between them"}
                 )
             for raw in values:
+                check_query_text(param, raw)
                 queryset = queryset.filter(_trait_query(key, raw))
         return queryset
 

@@ -14,11 +14,19 @@ from functools import lru_cache
 from typing import Any
 
 from jinja2 import ChainableUndefined, TemplateError
-from jinja2.sandbox import SandboxedEnvironment
 
 from apps.workflows.actions.base import ActionError
+from apps.workflows.template_limits import (
+    TemplateLimitError,
+    bounded_environment,
+    render_deadline,
+    rendered_text,
+)
 
-_ENV = SandboxedEnvironment(undefined=ChainableUndefined, autoescape=False)
+_ENV = bounded_environment()
+# What a failing template raises besides Jinja's own errors (a wrong type, a bad number): the
+# template's fault, reported on the node, never a crash of the run.
+_TEMPLATE_FAULTS = (TemplateError, ArithmeticError, RecursionError, ValueError, TypeError)
 _ONE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\}\}|\{\{).)*)\}\}\s*$", re.DOTALL)
 
 
@@ -35,23 +43,35 @@ def _compiled(source: str) -> Any:
 
 
 def template_check(source: str) -> str | None:
-    """The syntax error of a template, or None when it compiles."""
+    """The syntax error of a template, or None when it compiles; also a template that goes
+    over the limits by itself (`'x' * 10**8`), found by rendering it over an empty scope."""
     try:
         _compiled(source)
     except TemplateError as exc:
         return f"template error: {exc}"
+    try:
+        _render(source, {})
+    except TemplateLimitError as exc:
+        return f"template error: {exc}"
+    except _TEMPLATE_FAULTS:
+        pass  # it may well work over a real event: checked when it runs
     return None
+
+
+def _render(source: str, scope: dict[str, Any]) -> Any:
+    kind, template = _compiled(source)
+    with render_deadline():
+        if kind == "expr":
+            value = template(**scope)
+            return None if isinstance(value, ChainableUndefined) else value
+        return rendered_text(template.generate(**scope))
 
 
 def render(source: str, scope: dict[str, Any]) -> Any:
     """Render one template string over the scope (event, profile, session, source, vars)."""
     try:
-        kind, template = _compiled(source)
-        if kind == "expr":
-            value = template(**scope)
-            return None if isinstance(value, ChainableUndefined) else value
-        return template.render(**scope)
-    except TemplateError as exc:
+        return _render(source, scope)
+    except _TEMPLATE_FAULTS as exc:
         raise ActionError(f"template {source!r}: {exc}") from exc
 
 

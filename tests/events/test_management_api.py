@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.conf import settings
 from django.contrib.staticfiles import finders
 from django.db import connection
 from django.test import Client
@@ -360,7 +361,13 @@ def test_healthz_and_readyz(db):
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ok"}
+    body = ready.json()
+    assert (body["status"], body["database"]) == ("ok", "ok")
+    if settings.REDIS_URL:
+        assert body["redis"] == "ok"
+        assert set(body["queues"]) == {"default", "processing", "segments", "workflows"}
+    else:
+        assert body["redis"] == "not configured"
 
 
 def test_readyz_is_503_when_the_database_is_down(db, monkeypatch):

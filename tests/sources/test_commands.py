@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -73,16 +74,44 @@ def test_setup_demo_creates_the_admin_and_the_source_once(db, settings):
     admin = User.objects.get()
     assert admin.username == "admin"
     assert admin.is_superuser
-    assert admin.check_password("admin")
+    # A random password, printed once; never admin/admin.
+    assert not admin.check_password("admin")
+    [password] = re.findall(r"login admin / (\S+)", first)
+    assert len(password) >= 12
+    assert admin.check_password(password)
+    assert password not in second
     source = EventSource.objects.get()
     assert source.write_key in first
     assert source.write_key in second
     assert "http://127.0.0.1:8000/admin/" in first
-    assert "login admin / admin" in first
     assert "http://127.0.0.1:8000/api/docs/" in first
     assert "http://localhost:9000/admin/" in second
     assert "password unchanged" in second
     assert TrackingClient(Client(), source.write_key).post(EVENT).status_code == 200
+
+
+def test_setup_demo_passwords_differ_between_installs(db, settings, django_user_model):
+    settings.DEBUG = True
+    first = re.findall(r"login admin / (\S+)", run("setup_demo"))
+    django_user_model.objects.all().delete()
+    second = re.findall(r"login admin / (\S+)", run("setup_demo"))
+    assert first
+    assert second
+    assert first != second
+
+
+def test_setup_demo_takes_a_password_from_the_option_or_the_environment(
+    db, settings, django_user_model, monkeypatch
+):
+    settings.DEBUG = True
+    run("setup_demo", "--password", "given-pass-123")
+    assert django_user_model.objects.get().check_password("given-pass-123")
+
+    django_user_model.objects.all().delete()
+    monkeypatch.setenv("CDP_DEMO_PASSWORD", "from-env-456")
+    output = run("setup_demo")
+    assert django_user_model.objects.get().check_password("from-env-456")
+    assert "from-env-456" in output
 
 
 def test_setup_demo_keeps_an_existing_password(db, settings, django_user_model):

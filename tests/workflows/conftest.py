@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,9 @@ def _fresh_rules() -> Iterator[None]:
 
 
 @pytest.fixture
-def http_server() -> Iterator[LocalServer]:
+def http_server(settings: Any) -> Iterator[LocalServer]:
+    # The outbound client refuses loopback unless an operator allows it: the tests do.
+    settings.CDP_OUTBOUND_ALLOW = ["127.0.0.1"]
     server = LocalServer()
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -244,10 +244,10 @@ def duration(value: Any) -> timedelta:
         raise ValueError_(f"unknown unit {unit!r}: use {', '.join(DURATION_UNITS)}")
     if not isinstance(amount, int) or isinstance(amount, bool) or amount < 1:
         raise ValueError_("the amount is a positive whole number")
-    span = timedelta(seconds=DURATION_UNITS[unit] * min(amount, 10**9))
-    if span > MAX_DURATION:
+    # Compared in seconds first: a huge amount would overflow timedelta itself.
+    if DURATION_UNITS[unit] * amount > MAX_DURATION.total_seconds():
         raise ValueError_("a duration is at most 100 years")
-    return span
+    return timedelta(seconds=DURATION_UNITS[unit] * amount)
 
 
 def date_constraints(operator: str, value: Any, now: datetime) -> list[tuple[str, datetime]]:

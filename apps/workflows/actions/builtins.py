@@ -9,7 +9,6 @@ from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 
-import httpx
 import orjson
 from django.utils import timezone
 
@@ -29,6 +28,7 @@ from apps.workflows.actions.base import (
     Wait,
 )
 from apps.workflows.context import NodeContext
+from cdp.outbound import OutboundBlocked, OutboundError, OutboundTimeout, outbound_request
 
 logger = logging.getLogger("apps.workflows.log")
 
@@ -248,7 +248,8 @@ class HttpRequest(Action):
     name = "http_request"
     description = (
         "Calls an HTTP endpoint. 2xx/3xx fire success; 4xx fire error; 5xx, timeouts and "
-        "connection failures are retried with backoff, then fire error. In test mode the "
+        "connection failures are retried with backoff, then fire error. Redirects are not followed "
+        "and internal addresses are refused (see docs/security.md). In test mode the "
         "request goes to `test_url` when set, else it is recorded and not sent."
     )
     ports = ("success", "error")
@@ -315,31 +316,27 @@ class HttpRequest(Action):
                 return Fire("success", {"status": None, "recorded": True, "body": None})
             url = str(test_url)
         try:
-            response = httpx.request(
+            response = outbound_request(
                 method,
                 url,
                 headers=headers,
                 content=content,
                 timeout=float(self.config.get("timeout", 10)),
+                max_bytes=_RESPONSE_TEXT_LIMIT,
             )
-        except httpx.TimeoutException as exc:
+        except OutboundBlocked as exc:
+            # A policy refusal: retrying cannot help, so the node fails at once.
+            raise ActionError(str(exc)) from exc
+        except OutboundTimeout as exc:
             raise TransientError(f"{method} {url}: timed out") from exc
-        except httpx.HTTPError as exc:
-            raise TransientError(f"{method} {url}: {exc}") from exc
+        except OutboundError as exc:
+            raise TransientError(str(exc)) from exc
         if response.status_code >= 500:
             raise TransientError(f"{method} {url}: HTTP {response.status_code}")
-        result = {"status": response.status_code, "body": _response_body(response)}
+        result = {"status": response.status_code, "body": response.body()}
+        if response.truncated:
+            result["truncated"] = True
         return Fire("success" if response.status_code < 400 else "error", result)
-
-
-def _response_body(response: httpx.Response) -> Any:
-    text = response.text[:_RESPONSE_TEXT_LIMIT]
-    if "json" in response.headers.get("content-type", ""):
-        try:
-            return orjson.loads(text)
-        except orjson.JSONDecodeError:
-            return text
-    return text
 
 
 class Template(Action):

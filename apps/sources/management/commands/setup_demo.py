@@ -1,5 +1,7 @@
 """setup_demo: a demo admin user and a demo source for the embedded default (make run)."""
 
+import os
+import secrets
 from typing import Any
 
 from django.conf import settings
@@ -18,7 +20,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--base-url", default="http://127.0.0.1:8000")
         parser.add_argument("--username", default="admin")
-        parser.add_argument("--password", default="admin")
+        parser.add_argument(
+            "--password",
+            default=None,
+            help="the new admin's password (or env CDP_DEMO_PASSWORD); default: a random one, "
+            "printed once",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if not settings.DEBUG:
@@ -27,10 +34,14 @@ class Command(BaseCommand):
         User = get_user_model()
         user = User.objects.filter(username=options["username"]).first()
         if user is None:
-            User.objects.create_superuser(
-                username=options["username"], email="", password=options["password"]
+            # Never a well-known password: a demo left reachable is not an open door.
+            password = (
+                options["password"]
+                or os.environ.get("CDP_DEMO_PASSWORD")
+                or secrets.token_urlsafe(12)
             )
-            login = f"{options['username']} / {options['password']}"
+            User.objects.create_superuser(username=options["username"], email="", password=password)
+            login = f"{options['username']} / {password}   (shown once: note it)"
         else:
             login = f"{options['username']} (existing user, password unchanged)"
         source = EventSource.objects.filter(name=DEMO_SOURCE).first() or services.source_create(
