@@ -40,7 +40,7 @@ format: install
 	$(BIN)/ruff format .
 
 worker: install
-	$(BIN)/celery -A cdp worker -Q default,processing,segments,workflows --loglevel INFO
+	$(BIN)/celery -A cdp worker -Q $$($(BIN)/python -m cdp.queues) --loglevel INFO
 
 beat: install
 	$(BIN)/celery -A cdp beat --loglevel INFO

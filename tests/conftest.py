@@ -23,6 +23,7 @@ from apps.sources import selectors as source_selectors
 from apps.sources import services as source_services
 from apps.sources.models import EventSource
 from cdp.celery import app as celery_app
+from cdp.queues import queue_names
 
 # Database round trips make examples slow and uneven on a shared machine: no per-example
 # deadline, and a bounded number of examples so the suite stays within CI's time.
@@ -153,7 +154,7 @@ def celery_worker(transactional_db: None) -> Iterator[Any]:
         pool="threads",
         concurrency=2,
         perform_ping_check=False,
-        queues=["default", "processing", "segments", "workflows"],
+        queues=queue_names(),
         shutdown_timeout=30,
     ) as worker:
         yield worker

@@ -9,6 +9,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from apps.profiles.models import IdentificationPoint, IdentityKind, Profile
+from apps.profiles.services import identity as identity_services
 
 _SPACES = re.compile(r"\s+")
 _PHONE_JUNK = re.compile(r"[^\d+]")
@@ -99,10 +100,8 @@ def identifiers_of(events: Sequence[Any], points: Sequence[IdentificationPoint])
 def identification_points_apply(
     *, events: Sequence[Any], profiles: dict[str, Profile], points: Sequence[IdentificationPoint]
 ) -> None:
-    from apps.profiles.services import profile_identify_by
-
     for event, point, identifier in _matches(events, points):
-        profile_identify_by(
+        identity_services.profile_identify_by(
             profile=profiles[event.distinct_id],
             identifier=identifier,
             kind=_kind_of(point),

@@ -20,14 +20,13 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_slug
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Q
-from django.db.models.fields.json import KT
-from django.db.models.functions import Lower
+from django.db.models import F
 from django.utils import timezone
 
 from apps.events import services as event_services
+from apps.profiles import selectors as profile_selectors
 from apps.profiles import services as profile_services
-from apps.profiles.models import GroupMembership, Identity, Profile, ProfileMerge
+from apps.profiles.models import GroupMembership, Profile, ProfileMerge
 from apps.segments import selectors
 from apps.segments.filtering import (
     Filter,
@@ -39,6 +38,7 @@ from apps.segments.filtering import (
 )
 from apps.segments.models import Segment, SegmentKind, SegmentMembership
 from cdp.errors import DomainError
+from cdp.tasks import enqueue_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,10 @@ ENTERED_EVENT = "segment_entered"
 EXITED_EVENT = "segment_exited"
 # Profile fields every processed event changes.
 STAT_FIELDS = frozenset({"first_seen", "last_seen", "event_count", "session_count"})
-LOOKUP_CHUNK = 5000
+# The segments tasks, queued by name (apps.segments.tasks imports these services).
+RECOMPUTE_SEGMENT_TASK = "apps.segments.tasks.recompute_segment"
+REEVALUATE_PROFILES_TASK = "apps.segments.tasks.reevaluate_profiles"
+REEVALUATE_GROUP_MEMBERS_TASK = "apps.segments.tasks.reevaluate_group_members"
 UNSET: Any = object()
 
 
@@ -313,68 +316,7 @@ class MembersChange:
         return {"changed": self.changed, "unknown": self.unknown}
 
 
-def profiles_resolve(
-    *,
-    profile_ids: Iterable[str] = (),
-    distinct_ids: Iterable[str] = (),
-    emails: Iterable[str] = (),
-) -> tuple[set[uuid.UUID], list[str]]:
-    """The live profiles named by profile ids, distinct ids or emails (private or public
-    `email` trait, or an email identity, case-insensitive), and the inputs that named none."""
-    found: set[uuid.UUID] = set()
-    unknown: list[str] = []
-
-    ids: dict[uuid.UUID, str] = {}
-    for raw in profile_ids:
-        try:
-            ids[uuid.UUID(str(raw))] = str(raw)
-        except ValueError:
-            unknown.append(str(raw))
-    known = _live(Profile.objects.filter(pk__in=list(ids)).values_list("id", "merged_into_id"))
-    for pk, raw in ids.items():
-        if pk in known:
-            found.add(known[pk])
-        else:
-            unknown.append(raw)
-
-    wanted = list(dict.fromkeys(str(d) for d in distinct_ids))
-    by_id: dict[str, uuid.UUID] = {}
-    for start in range(0, len(wanted), LOOKUP_CHUNK):
-        identities = Identity.objects.filter(distinct_id__in=wanted[start : start + LOOKUP_CHUNK])
-        for distinct_id, pk, merged_into in identities.values_list(
-            "distinct_id", "profile_id", "profile__merged_into_id"
-        ):
-            by_id[distinct_id] = merged_into or pk
-    found.update(by_id.values())
-    unknown.extend(d for d in wanted if d not in by_id)
-
-    mails = list(dict.fromkeys(str(e).strip().lower() for e in emails if str(e).strip()))
-    matched: set[str] = set()
-    for start in range(0, len(mails), LOOKUP_CHUNK):
-        chunk = mails[start : start + LOOKUP_CHUNK]
-        profiles = (
-            Profile.objects.filter(merged_into__isnull=True)
-            .annotate(
-                private_email=Lower(KT("private_traits__email")),
-                public_email=Lower(KT("traits__email")),
-            )
-            .filter(Q(private_email__in=chunk) | Q(public_email__in=chunk))
-            .values_list("id", "private_email", "public_email")
-        )
-        for pk, private_email, public_email in profiles:
-            found.add(pk)
-            matched.update(e for e in (private_email, public_email) if e)
-        by_email = Identity.objects.filter(distinct_id__in=[f"email:{e}" for e in chunk])
-        for distinct_id, pk in by_email.values_list("distinct_id", "profile_id"):
-            found.add(pk)
-            matched.add(distinct_id.removeprefix("email:"))
-    unknown.extend(e for e in mails if e not in matched)
-    return found, unknown
-
-
-def _live(rows: Iterable[tuple[uuid.UUID, uuid.UUID | None]]) -> dict[uuid.UUID, uuid.UUID]:
-    """Each profile id -> the live profile it is (itself, or the one it was merged into)."""
-    return {pk: merged_into or pk for pk, merged_into in rows}
+_live = profile_selectors.profile_ids_live
 
 
 def _require_static(segment: Segment) -> None:
@@ -395,7 +337,7 @@ def segment_members_add(
     """Add profiles to a static segment (each entry emits segment_entered). Inputs that name
     no profile are reported, not created."""
     _require_static(segment)
-    found, unknown = profiles_resolve(
+    found, unknown = profile_selectors.profiles_resolve(
         profile_ids=profile_ids, distinct_ids=distinct_ids, emails=emails
     )
     return _members_change(segment, found, unknown, remove=False)
@@ -410,7 +352,7 @@ def segment_members_remove(
 ) -> MembersChange:
     """Remove profiles from a static segment (each exit emits segment_exited)."""
     _require_static(segment)
-    found, unknown = profiles_resolve(
+    found, unknown = profile_selectors.profiles_resolve(
         profile_ids=profile_ids, distinct_ids=distinct_ids, emails=emails
     )
     return _members_change(segment, found, unknown, remove=True)
@@ -438,12 +380,12 @@ def segment_members_import(
     column. With `auto`, a value is a distinct id, or else, when it has an @, an email."""
     _require_static(segment)
     if column == ImportColumn.EMAIL:
-        found, unknown = profiles_resolve(emails=values)
+        found, unknown = profile_selectors.profiles_resolve(emails=values)
     else:
-        found, unknown = profiles_resolve(distinct_ids=values)
+        found, unknown = profile_selectors.profiles_resolve(distinct_ids=values)
         if column == ImportColumn.AUTO:
             mails = [v for v in unknown if "@" in v]
-            by_email, still = profiles_resolve(emails=mails)
+            by_email, still = profile_selectors.profiles_resolve(emails=mails)
             found |= by_email
             unknown = [v for v in unknown if "@" not in v] + still
     return _members_change(segment, found, unknown, remove=remove)
@@ -509,7 +451,7 @@ def segments_process_events(*, events: Sequence[Any], profiles: dict[str, Profil
             continue  # deleted meanwhile
         entry = touched[live[profile.pk]]
         entry.event_names.add(event.event_name)
-        if event.event_name in profile_services.IDENTITY_EVENT_HANDLERS:
+        if event.event_name in profile_services.IDENTITY_EVENTS:
             entry.identity = True
         props = event.properties if isinstance(event.properties, dict) else {}
         if "$groups" in props:
@@ -532,23 +474,17 @@ def segments_reevaluate(*, profile_ids: Iterable[uuid.UUID | str]) -> None:
 
 
 def segments_reevaluate_later(*, profile_ids: Iterable[uuid.UUID | str]) -> None:
-    """Queue a re-evaluation of these profiles once the current transaction commits."""
+    """Queue a re-evaluation of these profiles once the current transaction commits (a
+    failed publish is logged: the periodic recompute catches up)."""
     ids = sorted({str(p) for p in profile_ids})
     if ids:
-        transaction.on_commit(partial(_send_reevaluate, ids))
-
-
-def _send_reevaluate(profile_ids: list[str]) -> None:
-    from apps.segments.tasks import reevaluate_profiles
-
-    try:
-        reevaluate_profiles.delay(profile_ids)
-    except Exception as exc:  # kombu/redis raise many kinds; the periodic recompute catches up
-        logger.warning(
-            "Could not queue the segment re-evaluation of %d profiles (%s); the periodic "
-            "recompute will catch up",
-            len(profile_ids),
-            exc,
+        enqueue_on_commit(
+            REEVALUATE_PROFILES_TASK,
+            [ids],
+            description=(
+                f"the segment re-evaluation of {len(ids)} profiles; the periodic recompute "
+                "will catch up"
+            ),
         )
 
 
@@ -561,21 +497,14 @@ GROUP_REEVALUATE_MAX = 10_000
 def segments_group_changed_later(*, group_id: int) -> None:
     """Queue, once the current transaction commits, a re-evaluation of the group's members
     for the segments that read its type (its own properties changed)."""
-    transaction.on_commit(partial(_send_group_changed, group_id))
-
-
-def _send_group_changed(group_id: int) -> None:
-    from apps.segments.tasks import reevaluate_group_members
-
-    try:
-        reevaluate_group_members.delay(group_id)
-    except Exception as exc:  # kombu/redis raise many kinds; the periodic recompute catches up
-        logger.warning(
-            "Could not queue the segment re-evaluation of group %s's members (%s); the "
-            "periodic recompute will catch up",
-            group_id,
-            exc,
-        )
+    enqueue_on_commit(
+        REEVALUATE_GROUP_MEMBERS_TASK,
+        [group_id],
+        description=(
+            f"the segment re-evaluation of group {group_id}'s members; the periodic recompute "
+            "will catch up"
+        ),
+    )
 
 
 def segments_reevaluate_group(*, group_id: int) -> int | None:
@@ -846,16 +775,9 @@ def segments_recompute_all(
 
 def segment_recompute_later(*, segment: Segment) -> None:
     """Queue a recompute of the segment once the current transaction commits."""
-    transaction.on_commit(partial(_send_recompute, segment.pk))
-
-
-def _send_recompute(segment_id: int) -> None:
-    from apps.segments.tasks import recompute_segment
-
-    try:
-        recompute_segment.delay(segment_id)
-    except Exception as exc:  # kombu/redis raise many kinds; the periodic recompute catches up
-        logger.warning("Could not queue the recompute of segment %s (%s)", segment_id, exc)
+    enqueue_on_commit(
+        RECOMPUTE_SEGMENT_TASK, [segment.pk], description=f"the recompute of segment {segment.pk}"
+    )
 
 
 # --- merges -------------------------------------------------------------------------------------

@@ -693,7 +693,7 @@ def _record(done: list[_Done], dropped: Sequence[int] = ()) -> None:
     """Apply and record executed runs in one transaction (one commit for a batch of runs):
     each run's changes in its own savepoint, then the runs and their traces in bulk. Runs
     whose rule no longer applies (`dropped`) are deleted, as if they never matched."""
-    from apps.events.services import person_locks_hold
+    from apps.profiles.locks import person_locks_hold
 
     if not done and not dropped:
         return
@@ -953,7 +953,7 @@ def _runs_run(runs: list[WorkflowRun]) -> int:
 def run_resume(*, run_id: int) -> WorkflowRun | None:
     """Continue a waiting run from its delays that are due (the resume_run task). Runs not
     waiting (already resumed, or claimed by another worker) are left alone."""
-    from apps.events.services import person_locks_hold
+    from apps.profiles.locks import person_locks_hold
 
     now = timezone.now()
     run = WorkflowRun.objects.filter(pk=run_id, status=RunStatus.WAITING).first()

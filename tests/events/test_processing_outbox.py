@@ -24,7 +24,8 @@ from django.test import Client
 
 from apps.events import services
 from apps.events.models import Event, Session
-from apps.events.tasks import process_events, redispatch_unprocessed
+from apps.events.tasks import redispatch_unprocessed
+from apps.pipeline.tasks import process_events
 from apps.profiles.models import Profile
 from apps.sources import services as source_services
 from cdp.celery import app as celery_app
