@@ -11,8 +11,10 @@ from typing import Any
 
 from django.utils import timezone
 
+from apps.events.incoming import ProcessableEvent
 from apps.profiles import identification
 from apps.profiles.models import (
+    IdentificationPoint,
     Profile,
 )
 from apps.profiles.selectors import profile_follow
@@ -48,7 +50,7 @@ SET_EVENT = "$set"
 GROUP_EVENT = "$group"
 
 
-def _props(event: Any) -> dict[str, Any]:
+def _props(event: ProcessableEvent) -> dict[str, Any]:
     return event.properties if isinstance(event.properties, dict) else {}
 
 
@@ -56,7 +58,7 @@ def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _on_identify(event: Any) -> None:
+def _on_identify(event: ProcessableEvent) -> None:
     props = _props(event)
     anonymous_id = props.get("$anonymous_id")
     profile_identify(
@@ -69,7 +71,7 @@ def _on_identify(event: Any) -> None:
     )
 
 
-def _on_alias(event: Any) -> None:
+def _on_alias(event: ProcessableEvent) -> None:
     alias = _props(event).get("alias")
     if isinstance(alias, str) and alias:
         profile_alias(
@@ -77,7 +79,7 @@ def _on_alias(event: Any) -> None:
         )
 
 
-def _on_set(event: Any) -> None:
+def _on_set(event: ProcessableEvent) -> None:
     """Traits of a person who is not identified (Segment identify without userId)."""
     props = _props(event)
     ops = {"set": _dict(props.get("$set")), "set_once": _dict(props.get("$set_once"))}
@@ -86,7 +88,7 @@ def _on_set(event: Any) -> None:
     )
 
 
-def _on_group(event: Any) -> None:
+def _on_group(event: ProcessableEvent) -> None:
     """Join a group and set its properties (Segment group calls)."""
     props = _props(event)
     key = re.sub(r"[^a-z0-9_-]", "", str(props.get("group_key") or "").lower())[:100]
@@ -108,7 +110,7 @@ def _on_group(event: Any) -> None:
 
 
 # Events that change identity or traits rather than record behaviour, by name.
-IDENTITY_EVENT_HANDLERS: dict[str, Callable[[Any], None]] = {
+IDENTITY_EVENT_HANDLERS: dict[str, Callable[[ProcessableEvent], None]] = {
     IDENTIFY_EVENT: _on_identify,
     ALIAS_EVENT: _on_alias,
     SET_EVENT: _on_set,
@@ -128,7 +130,7 @@ class _Stats:
     sessions: int = 0
 
 
-def profile_lock_names(events: Sequence[Any]) -> set[str]:
+def profile_lock_names(events: Sequence[ProcessableEvent]) -> set[str]:
     """Lock names for the identity work of a batch: each distinct_id it touches, and each
     identifier its identification points will look up (two people's events carrying the same
     email must not both create its identity)."""
@@ -143,7 +145,10 @@ def profile_lock_names(events: Sequence[Any]) -> set[str]:
 
 
 def profiles_process_events(
-    *, events: Sequence[Any], new_session_people: Iterable[str], points: Sequence[Any] = ()
+    *,
+    events: Sequence[ProcessableEvent],
+    new_session_people: Iterable[str],
+    points: Sequence[IdentificationPoint] = (),
 ) -> dict[str, Profile]:
     """Resolve each event's person (creating profiles for new ids), apply identify/alias
     events and identification points in time order, join the groups events carry, and update
@@ -209,7 +214,7 @@ def _profile_stats_add(stats: dict[uuid.UUID, _Stats]) -> None:
     _profile_stats_write([locked[pk] for pk in stats])
 
 
-def _event_groups_join(events: Sequence[Any], profiles: dict[str, Profile]) -> None:
+def _event_groups_join(events: Sequence[ProcessableEvent], profiles: dict[str, Profile]) -> None:
     """Events can carry their groups: properties.$groups = {"company": "acme"}."""
     pairs = []
     for event in events:
