@@ -61,7 +61,7 @@ format: install
 # Companions of `make run` (set REDIS_URL): same DEBUG default.
 worker: export DEBUG ?= 1
 worker: install
-	$(BIN)/celery -A cdp worker -Q default,processing,segments,workflows --loglevel INFO
+	$(BIN)/celery -A cdp worker -Q $$($(BIN)/python -m cdp.queues) --loglevel INFO
 
 beat: export DEBUG ?= 1
 beat: install

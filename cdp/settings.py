@@ -11,6 +11,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from cdp.queues import task_routes
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -57,6 +59,7 @@ INSTALLED_APPS = [
     "apps.profiles",
     "apps.segments",
     "apps.workflows",
+    "apps.pipeline",
 ]
 
 MIDDLEWARE = [
@@ -160,15 +163,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 1, "socket_timeout"
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # Named queues per workload, so operators can give each its own workers (`make worker` consumes
 # them all): `celery -A cdp worker -Q processing` scales event processing on its own.
-CELERY_TASK_ROUTES = {
-    "apps.events.tasks.process_events": {"queue": "processing"},
-    "apps.events.tasks.process_ephemeral_events": {"queue": "processing"},
-    "apps.segments.tasks.recompute_segments": {"queue": "segments"},
-    "apps.segments.tasks.recompute_segment": {"queue": "segments"},
-    "apps.segments.tasks.reevaluate_profiles": {"queue": "segments"},
-    "apps.segments.tasks.reevaluate_group_members": {"queue": "segments"},
-    "apps.workflows.tasks.*": {"queue": "workflows"},
-}
+CELERY_TASK_ROUTES = task_routes()  # every task's queue: cdp/queues.py
 CELERY_BEAT_SCHEDULE = {
     "redispatch-unprocessed-events": {
         "task": "apps.events.tasks.redispatch_unprocessed",

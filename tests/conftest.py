@@ -17,6 +17,7 @@ from apps.events.dispatch import dispatcher_flush
 from apps.sources import selectors as source_selectors
 from apps.sources.models import EventSource
 from cdp.celery import app as celery_app
+from cdp.queues import queue_names
 from tests.clients import TrackingClient, api_client_for, broker_pools_closed, broker_pools_reset
 from tests.factories import source_make, user_make
 
@@ -93,7 +94,7 @@ def celery_worker(transactional_db: None) -> Iterator[Any]:
         pool="threads",
         concurrency=2,
         perform_ping_check=False,
-        queues=["default", "processing", "segments", "workflows"],
+        queues=queue_names(),
         shutdown_timeout=30,
     ) as worker:
         yield worker

@@ -9,7 +9,7 @@ from rest_framework import serializers, viewsets
 from apps.events import selectors
 from apps.events.filters import EventFilter, SessionFilter
 from apps.events.models import SESSION_ENTRY_FIELDS, Event, Session
-from apps.profiles import traits as trait_ops
+from apps.events.privacy import redact_private
 from cdp.pagination import NewestFirstCursorPagination
 
 
@@ -74,7 +74,7 @@ class EventSerializer(serializers.ModelSerializer):
         data = super().to_representation(instance)
         request = self.context.get("request")
         if not (request and request.user.has_perm("profiles.view_private_traits")):
-            data["properties"] = trait_ops.redact_private(data.get("properties"))
+            data["properties"] = redact_private(data.get("properties"))
         return data
 
 

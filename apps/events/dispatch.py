@@ -19,7 +19,28 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 
+from django.conf import settings
+
+from cdp.tasks import enqueue
+
 logger = logging.getLogger(__name__)
+
+# Processing runs in apps.pipeline, above this app: events queue it by task name.
+PROCESS_EVENTS = "apps.pipeline.tasks.process_events"
+PROCESS_EPHEMERAL_EVENTS = "apps.pipeline.tasks.process_ephemeral_events"
+
+
+def events_publish(event_ids: Sequence[int]) -> bool:
+    """Queue processing of stored events now, CDP_PROCESS_BATCH_SIZE per task. A broker
+    failure is logged, not raised (returns False): the events are committed and the periodic
+    redispatch will queue them again."""
+    return enqueue(
+        PROCESS_EVENTS,
+        [list(event_ids)],
+        chunk=settings.CDP_PROCESS_BATCH_SIZE,
+        description=f"processing of {len(event_ids)} events; the redispatcher will retry",
+    )
+
 
 Sender = Callable[[Sequence[int]], object]
 
@@ -99,8 +120,12 @@ class Dispatcher:
                 return
 
     def flush(self) -> None:
-        """Publish what is waiting now, in the caller's thread."""
+        """Publish what is waiting now, in the caller's thread. On return, every id submitted
+        before the call has had its publish attempted (one in flight on the thread is waited
+        for)."""
         if self._pid == os.getpid():
+            with self._sending:
+                pass
             self._publish(self._take())
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -132,12 +157,8 @@ def dispatcher() -> Dispatcher:
     if _dispatcher is None:
         with _dispatcher_lock:
             if _dispatcher is None:
-                from django.conf import settings
-
-                from apps.events import services
-
                 _dispatcher = Dispatcher(
-                    lambda ids: services._send_process(ids),
+                    lambda ids: events_publish(ids),
                     interval=settings.CDP_DISPATCH_INTERVAL_MS / 1000,
                     max_ids=settings.CDP_PROCESS_BATCH_SIZE,
                 )

@@ -10,7 +10,7 @@ import math
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -85,6 +85,28 @@ class OutOfRange:
 
     def __init__(self, text: str) -> None:
         self.text = text
+
+
+class ProcessableEvent(Protocol):
+    """What processing reads of an event: a stored Event or an ephemeral IncomingEvent."""
+
+    @property
+    def source_id(self) -> Any: ...
+    @property
+    def message_id(self) -> str: ...
+    @property
+    def event_name(self) -> str: ...
+    @property
+    def distinct_id(self) -> str: ...
+    @property
+    def timestamp(self) -> datetime: ...
+    # A dict on events that passed validation; a stored row's JSON is read with isinstance.
+    @property
+    def properties(self) -> Any: ...
+    @property
+    def context(self) -> Any: ...
+    @property
+    def session_key(self) -> str: ...
 
 
 @dataclass(slots=True)

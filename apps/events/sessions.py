@@ -24,11 +24,14 @@ from apps.sources.models import EventSource
 class SessionizedEvent(Protocol):
     """What sessionization needs of an event: a stored Event or an ephemeral IncomingEvent."""
 
-    distinct_id: str
-    timestamp: datetime
-    context: dict[str, Any]
-    session_key: str
-
+    @property
+    def distinct_id(self) -> str: ...
+    @property
+    def timestamp(self) -> datetime: ...
+    @property
+    def context(self) -> Any: ...
+    @property
+    def session_key(self) -> str: ...
     @property
     def source_id(self) -> Any: ...
 

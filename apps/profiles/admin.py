@@ -11,8 +11,8 @@ from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
 from apps.events import selectors as event_selectors
+from apps.events.privacy import redact_private
 from apps.profiles import selectors, services
-from apps.profiles import traits as trait_ops
 from apps.profiles.models import (
     Group,
     GroupType,
@@ -145,7 +145,7 @@ class ProfileAdmin(admin.ModelAdmin):
         return self._timeline(profile, show_private=False)
 
     def _timeline(self, profile: Profile, *, show_private: bool) -> str:
-        shown = (lambda properties: properties) if show_private else trait_ops.redact_private
+        shown = (lambda properties: properties) if show_private else redact_private
         events = event_selectors.event_timeline(
             distinct_ids=selectors.profile_distinct_ids(profile)
         ).order_by("-timestamp")[:TIMELINE_LENGTH]

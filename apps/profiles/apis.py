@@ -12,10 +12,9 @@ from rest_framework.response import Response
 
 from apps.events import selectors as event_selectors
 from apps.events.apis import EventSerializer, TimestampCursorPagination
-from apps.profiles import selectors, services
+from apps.profiles import hooks, selectors, services
 from apps.profiles.filters import ProfileFilter
 from apps.profiles.models import Group, MergeTrigger, Profile, ProfileMerge
-from apps.segments import selectors as segment_selectors
 from cdp.errors import DomainError
 from cdp.pagination import NewestFirstCursorPagination
 
@@ -98,7 +97,7 @@ class ProfileDetailSerializer(ProfileSerializer):
 
     def get_segments(self, profile: Profile) -> list[dict[str, Any]]:
         """The segments the profile is in now, with when it entered each."""
-        return segment_selectors.profile_segments(profile)
+        return hooks.profile_segments(profile)
 
     def get_merges(self, profile: Profile) -> list[dict[str, Any]]:
         merges = selectors.profile_merges(profile).order_by("-created_at")[:100]

@@ -8,7 +8,9 @@ import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from apps.events.incoming import ProcessableEvent
 from apps.profiles.models import IdentificationPoint, IdentityKind, Profile
+from apps.profiles.services import identity as identity_services
 
 _SPACES = re.compile(r"\s+")
 _PHONE_JUNK = re.compile(r"[^\d+]")
@@ -78,7 +80,7 @@ def points_enabled() -> list[IdentificationPoint]:
 
 
 def _matches(
-    events: Sequence[Any], points: Sequence[IdentificationPoint]
+    events: Sequence[ProcessableEvent], points: Sequence[IdentificationPoint]
 ) -> Iterator[tuple[Any, IdentificationPoint, str]]:
     for event in events:
         for point in points:
@@ -91,18 +93,21 @@ def _matches(
                 yield event, point, identifier
 
 
-def identifiers_of(events: Sequence[Any], points: Sequence[IdentificationPoint]) -> set[str]:
+def identifiers_of(
+    events: Sequence[ProcessableEvent], points: Sequence[IdentificationPoint]
+) -> set[str]:
     """The identifiers the points find on these events (processing locks them)."""
     return {identifier for _, _, identifier in _matches(events, points)}
 
 
 def identification_points_apply(
-    *, events: Sequence[Any], profiles: dict[str, Profile], points: Sequence[IdentificationPoint]
+    *,
+    events: Sequence[ProcessableEvent],
+    profiles: dict[str, Profile],
+    points: Sequence[IdentificationPoint],
 ) -> None:
-    from apps.profiles.services import profile_identify_by
-
     for event, point, identifier in _matches(events, points):
-        profile_identify_by(
+        identity_services.profile_identify_by(
             profile=profiles[event.distinct_id],
             identifier=identifier,
             kind=_kind_of(point),

@@ -8,10 +8,17 @@ class SegmentsConfig(AppConfig):
     verbose_name = "Segments"
 
     def ready(self) -> None:
-        # `in_segment` leaves of the filter language read the stored memberships.
-        from apps.segments import selectors
+        from apps.profiles import hooks as profile_hooks
+        from apps.segments import selectors, services, tasks  # noqa: F401  (tasks: registered)
         from apps.segments.filtering import set_segment_membership_resolver
 
+        # `in_segment` leaves of the filter language read the stored memberships.
         set_segment_membership_resolver(
             selectors.segment_member_ids_sql, selectors.segment_has_member
         )
+        # Memberships follow merges, and change when profiles or groups change.
+        profile_hooks.register_profiles_merged(services.segments_profiles_merged)
+        profile_hooks.register_profiles_unmerged(services.segments_profiles_unmerged)
+        profile_hooks.register_profiles_changed(services.segments_reevaluate_later)
+        profile_hooks.register_group_changed(services.segments_group_changed_later)
+        profile_hooks.register_profile_segments(selectors.profile_segments)

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, TypeVar
 
+from apps.events.services import events_emit
 from apps.profiles import selectors as profile_selectors
 from apps.profiles import services as profile_services
 from apps.segments import selectors as segment_selectors
+from apps.segments import services as segment_services
 from apps.workflows.actions import ActionError
 from apps.workflows.context import Effect, EffectKind, RunContext
 
@@ -164,9 +166,6 @@ class SegmentAddApplier(EffectApplier):
     kind = EffectKind.SEGMENT_ADD
 
     def apply(self, run: RunContext, effects: list[Effect]) -> None:
-        # Local: apps.segments.services imports apps.events.services, which imports this app.
-        from apps.segments import services as segment_services
-
         for effect in effects:
             segment = segment_selectors.segment_get(effect.data["segment"])
             segment_services.segment_members_add(segment=segment, distinct_ids=[run.distinct_id])
@@ -179,9 +178,6 @@ class SegmentRemoveApplier(EffectApplier):
     kind = EffectKind.SEGMENT_REMOVE
 
     def apply(self, run: RunContext, effects: list[Effect]) -> None:
-        # Local: apps.segments.services imports apps.events.services, which imports this app.
-        from apps.segments import services as segment_services
-
         for effect in effects:
             segment = segment_selectors.segment_get(effect.data["segment"])
             segment_services.segment_members_remove(segment=segment, distinct_ids=[run.distinct_id])
@@ -194,9 +190,6 @@ class EmitApplier(EffectApplier):
     kind = EffectKind.EMIT
 
     def apply(self, run: RunContext, effects: list[Effect]) -> None:
-        # Local: apps.events.services imports this app (its processing dispatches rules).
-        from apps.events.services import events_emit
-
         for effect in effects:
             events_emit(
                 distinct_id=effect.data["distinct_id"],

@@ -435,7 +435,7 @@ def bench_processing(env: dict[str, str], source_id: str, args: argparse.Namespa
     with celery_worker(env, concurrency):
         time.sleep(5)  # the worker connects and forks its pool
         started = time.perf_counter()
-        if not services._send_process(ids):
+        if not services.events_publish(ids):
             raise RuntimeError("could not queue the processing tasks")
         deadline = time.monotonic() + 600
         while Event.objects.filter(processed_at__isnull=True).exists():

@@ -170,6 +170,7 @@ def run(args: argparse.Namespace | None = None) -> dict[str, Any]:
     from django.db import connection
 
     from cdp.celery import app
+    from cdp.queues import queue_names
 
     source_id, rules = _setup()
     without: list[float] = []
@@ -179,7 +180,7 @@ def run(args: argparse.Namespace | None = None) -> dict[str, Any]:
         pool="threads",
         concurrency=2,
         perform_ping_check=False,
-        queues=["default", "processing", "segments", "workflows"],
+        queues=queue_names(),
         shutdown_timeout=60,
     ):
         warm = argparse.Namespace(events=200, people=20)

@@ -18,7 +18,7 @@ from django.test.utils import CaptureQueriesContext
 
 from apps.events import dispatch, services
 from apps.events.models import Event
-from apps.events.tasks import process_events
+from apps.pipeline.tasks import process_events
 from cdp.celery import app as celery_app
 
 BASE_DIR = Path(__file__).resolve().parents[2]
@@ -52,6 +52,15 @@ class Recorder:
     @property
     def ids(self) -> list[int]:
         return [i for batch in self.sent for i in batch]
+
+
+def publisher(published: list[list[int]]) -> Callable[..., None]:
+    """Stands for the processing task's publish (apply_async): records its ids."""
+
+    def publish(args: list[Any], kwargs: Any = None, **options: Any) -> None:
+        published.append(args[0])
+
+    return publish
 
 
 @pytest.fixture
@@ -175,7 +184,7 @@ def background(settings: Any, monkeypatch: Any) -> Iterator[list[list[int]]]:
     settings.CDP_DISPATCH_MODE = "background"
     settings.CDP_DISPATCH_INTERVAL_MS = 20
     celery_app.conf.task_always_eager = False
-    monkeypatch.setattr(process_events, "delay", published.append)
+    monkeypatch.setattr(process_events, "apply_async", publisher(published))
     monkeypatch.setattr(dispatch, "_dispatcher", None)
     yield published
     dispatch.dispatcher_stop()
@@ -200,13 +209,13 @@ def test_a_request_does_not_publish_in_background_mode(
     tracker: Any, background: list[list[int]], monkeypatch: Any
 ) -> None:
     calls: list[str] = []
-    real = services._send_process
+    real = dispatch.events_publish
 
     def spy(ids: Sequence[int]) -> bool:
         calls.append(threading.current_thread().name)
         return real(ids)
 
-    monkeypatch.setattr(services, "_send_process", spy)
+    monkeypatch.setattr(dispatch, "events_publish", spy)
     assert tracker.post(one_event(1)).status_code == 200
     wait_for(lambda: bool(background))
     assert calls == ["cdp-dispatcher"]
@@ -226,7 +235,7 @@ def test_inline_mode_publishes_in_the_request(
     published: list[list[int]] = []
     settings.CDP_DISPATCH_MODE = "inline"
     celery_app.conf.task_always_eager = False
-    monkeypatch.setattr(process_events, "delay", published.append)
+    monkeypatch.setattr(process_events, "apply_async", publisher(published))
     assert tracker.post(one_event(1)).status_code == 200
     assert published == [[Event.objects.get().id]]
 
@@ -234,16 +243,16 @@ def test_inline_mode_publishes_in_the_request(
 def test_events_a_failed_publish_dropped_are_redispatched(
     tracker: Any, background: list[list[int]], monkeypatch: Any, caplog: Any
 ) -> None:
-    def broker_down(ids: list[int]) -> None:
+    def broker_down(args: list[Any], kwargs: Any = None, **options: Any) -> None:
         raise ConnectionError("Redis is down")
 
-    monkeypatch.setattr(process_events, "delay", broker_down)
-    with caplog.at_level(logging.WARNING, logger="apps.events.services"):
+    monkeypatch.setattr(process_events, "apply_async", broker_down)
+    with caplog.at_level(logging.WARNING, logger="cdp.tasks"):
         for n in range(3):
             assert tracker.post(one_event(n)).status_code == 200
         wait_for(lambda: "the redispatcher will retry" in caplog.text)
     assert Event.objects.filter(processed_at__isnull=True).count() == 3
-    monkeypatch.setattr(process_events, "delay", background.append)
+    monkeypatch.setattr(process_events, "apply_async", publisher(background))
     assert services.events_redispatch_unprocessed(older_than=timedelta(0)) == 3
     assert sorted(background[0]) == sorted(Event.objects.values_list("id", flat=True))
 

@@ -13,6 +13,7 @@ from django.db import connections
 
 from apps.events import services as event_services
 from apps.events.models import Event
+from apps.pipeline import services as pipeline_services
 from apps.profiles import services
 from apps.profiles.models import IdentificationPoint, Identity, Profile, ProfileMerge
 from tests.factories import profile_of
@@ -63,7 +64,7 @@ def store(tracker, monkeypatch):
 
 
 def _process(ids):
-    return lambda: event_services.events_process(event_ids=ids)
+    return lambda: pipeline_services.events_process(event_ids=ids)
 
 
 def test_two_workers_identifying_the_same_person_at_once(store):

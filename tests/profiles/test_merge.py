@@ -4,7 +4,7 @@ unmerge through the management API."""
 from __future__ import annotations
 
 from apps.events.models import Event
-from apps.profiles import services
+from apps.profiles import selectors, services
 from apps.profiles.models import GroupMembership, Identity, Profile, ProfileMerge
 from tests.factories import at, profile_of
 
@@ -105,7 +105,7 @@ def test_merge_chains_end_consistent(send, api_client):
     assert set(Identity.objects.values_list("profile_id", flat=True)) == {c.pk}
     assert _live(c).event_count == 3
     assert api_client.get(f"/api/v1/profiles/{a.pk}").json()["id"] == str(c.pk)
-    assert services.profile_follow(_live(a)) == c
+    assert selectors.profile_follow(_live(a)) == c
 
 
 def test_merging_again_is_a_no_op(send, api_client):

@@ -9,6 +9,7 @@ import pytest
 
 from apps.profiles.models import Group
 from apps.segments import services
+from apps.segments.services import realtime, recompute
 from tests.factories import PRO, members, segment_events
 
 GOLD = {"property": "groups.company.properties.tier", "operator": "is", "value": "gold"}
@@ -36,9 +37,9 @@ def groups(people):
 def evaluated(monkeypatch) -> list[str]:
     """The keys of the segments evaluated in memory from now on."""
     seen: list[str] = []
-    real = services._evaluate
+    real = realtime._evaluate
     monkeypatch.setattr(
-        services,
+        realtime,
         "_evaluate",
         lambda segment, *args: seen.append(segment.key) or real(segment, *args),
     )
@@ -52,6 +53,7 @@ def _forbid_recompute(monkeypatch) -> None:
         raise AssertionError("the set-wise recompute ran")
 
     monkeypatch.setattr(services, "segment_recompute", fail)
+    monkeypatch.setattr(recompute, "segment_recompute", fail)
 
 
 def test_group_properties_make_members_enter_then_exit(
@@ -139,7 +141,7 @@ def test_above_the_cap_the_periodic_recompute_catches_up(
     make_segment("gold", GOLD)
     groups.join("ann", "acme")
     groups.join("bob", "acme")
-    monkeypatch.setattr(services, "GROUP_REEVALUATE_MAX", 1)
+    monkeypatch.setattr(realtime, "GROUP_REEVALUATE_MAX", 1)
 
     groups.set("acme", tier="gold")
 
@@ -153,7 +155,7 @@ def test_chunks_cover_every_member(people, groups, make_segment, monkeypatch):
     make_segment("gold", GOLD)
     for name in ("ann", "bob", "cat"):
         groups.join(name, "acme")
-    monkeypatch.setattr(services, "GROUP_REEVALUATE_CHUNK", 2)
+    monkeypatch.setattr(realtime, "GROUP_REEVALUATE_CHUNK", 2)
 
     groups.set("acme", tier="gold")
 

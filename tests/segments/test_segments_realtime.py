@@ -6,8 +6,8 @@ from __future__ import annotations
 from django.test import TestCase
 
 from apps.events.models import Event
-from apps.segments import services
 from apps.segments.models import Segment, SegmentMembership
+from apps.segments.services import membership, realtime
 from tests.factories import BUYER, PRO, members, profile_of, segment_events
 
 
@@ -81,9 +81,9 @@ def test_segments_not_referencing_the_event_are_not_evaluated(people, make_segme
     make_segment("buyers", BUYER)
     make_segment("pro", PRO)
     seen = []
-    real = services._evaluate
+    real = realtime._evaluate
     monkeypatch.setattr(
-        services,
+        realtime,
         "_evaluate",
         lambda segment, *args: seen.append(segment.key) or real(segment, *args),
     )
@@ -117,7 +117,7 @@ def test_emission_is_idempotent(people, make_segment):
     before = Event.objects.count()
 
     with TestCase.captureOnCommitCallbacks(execute=True):
-        services._emit(
+        membership._emit(
             segment, entered=[(stay.pk, stay.profile_id)], exited=[], now=stay.entered_at
         )
 

@@ -16,6 +16,8 @@ from django.utils import timezone
 
 from apps.segments import services, tasks
 from apps.segments.models import Segment, SegmentMembership
+from cdp.celery import app as celery_app
+from cdp.queues import queue_of
 from tests.factories import BUYER, PRO, members, segment_events
 
 
@@ -120,8 +122,9 @@ def test_the_beat_schedule_runs_the_recompute_on_the_segments_queue():
     entry = settings.CELERY_BEAT_SCHEDULE["recompute-segments"]
     assert entry["task"] == "apps.segments.tasks.recompute_segments"
     assert entry["schedule"] <= 600
-    route = settings.CELERY_TASK_ROUTES["apps.segments.tasks.recompute_segments"]
-    assert route["queue"] == "segments"
+    assert queue_of("apps.segments.tasks.recompute_segments") == "segments"
+    route = celery_app.amqp.router.route({}, "apps.segments.tasks.recompute_segments")
+    assert route["queue"].name == "segments"
 
 
 def test_the_command(people, make_segment, capsys):

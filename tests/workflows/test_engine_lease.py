@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from apps.events import services as event_services
 from apps.events.models import Event
-from apps.events.tasks import process_events
+from apps.pipeline import services as pipeline_services
 from apps.workflows import services
 from apps.workflows.engine import Execution
 from apps.workflows.models import NodeTrace, RunStatus, WorkflowRun
@@ -31,7 +31,7 @@ def unsent(monkeypatch: Any, settings: Any) -> list[list[int]]:
     """Processing and run tasks are collected instead of sent (the test runs them), and only
     lost runs are redispatched (queued ones are not old enough)."""
     sent: list[list[int]] = []
-    monkeypatch.setattr(process_events, "delay", lambda event_ids: None)
+    monkeypatch.setattr(event_services, "events_publish", lambda event_ids: True)
     monkeypatch.setattr(run_rules, "delay", sent.append)
     settings.CDP_REDISPATCH_AFTER_SECONDS = 3600
     settings.CDP_WORKFLOW_RUN_LEASE_SECONDS = 900
@@ -45,7 +45,7 @@ def queued_run(tracker: Any) -> WorkflowRun:
     )
     route(published(graph), "signup")
     track(tracker, "signup", "ann")
-    event_services.events_process(event_ids=list(Event.objects.values_list("id", flat=True)))
+    pipeline_services.events_process(event_ids=list(Event.objects.values_list("id", flat=True)))
     return WorkflowRun.objects.get()
 
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from django.db import connection, transaction
 
-from apps.events import services as event_services
 from apps.events.models import Event
+from apps.profiles import locks
 from apps.profiles import services as profile_services
 from apps.workflows import services
 from apps.workflows.models import RunStatus, WorkflowRun
@@ -31,9 +31,9 @@ def test_person_locks_are_named_as_processing_names_them(tracker: Any) -> None:
 
 def test_person_locks_need_a_transaction(db: None) -> None:
     with pytest.raises(RuntimeError, match="inside a transaction"):
-        event_services.person_locks_hold(distinct_ids=["device-a"])
+        locks.person_locks_hold(distinct_ids=["device-a"])
     with transaction.atomic():
-        event_services.person_locks_hold(distinct_ids=["device-a", "email:ann@example.com"])
+        locks.person_locks_hold(distinct_ids=["device-a", "email:ann@example.com"])
 
 
 class Holder(threading.Thread):
@@ -49,7 +49,7 @@ class Holder(threading.Thread):
     def run(self) -> None:
         try:
             with transaction.atomic():
-                event_services.person_locks_hold(distinct_ids=self.distinct_ids)
+                locks.person_locks_hold(distinct_ids=self.distinct_ids)
                 self.locked.set()
                 self.release.wait(30)
         finally:

@@ -21,11 +21,12 @@ from kombu import pools as kombu_pools
 
 from apps.events import services as event_services
 from apps.events.models import Event
-from apps.events.tasks import process_events
+from apps.pipeline import services as pipeline_services
 from apps.workflows import services
 from apps.workflows.models import NodeTrace, RunStatus, WorkflowRun
 from apps.workflows.tasks import redispatch_queued_runs, run_rules
 from cdp.celery import app as celery_app
+from cdp.queues import queue_names
 from tests.events.test_processing_outbox import _use_broker
 from tests.factories import chain, node, profile_of, published, route, track
 from tests.redis_server import RedisServer, redis_server_binary
@@ -76,7 +77,7 @@ class Worker:
                 pool="threads",
                 concurrency=2,
                 perform_ping_check=False,
-                queues=["default", "processing", "segments", "workflows"],
+                queues=queue_names(),
                 shutdown_timeout=30,
             )
         )
@@ -109,7 +110,7 @@ def track_while_down(tracker: Any) -> list[int]:
     ids = list(Event.objects.order_by("id").values_list("id", flat=True))
     assert len(ids) == len(PEOPLE) * EVENTS_PER_PERSON
     assert not Event.objects.filter(processed_at__isnull=False).exists()
-    assert event_services.events_process(event_ids=ids) == len(ids)
+    assert pipeline_services.events_process(event_ids=ids) == len(ids)
     return ids
 
 
@@ -128,7 +129,7 @@ def unsent(monkeypatch: Any) -> list[list[int]]:
     """Tracked events are stored but their processing is not queued (the test processes them),
     and the run tasks processing queues are collected instead of sent."""
     sent: list[list[int]] = []
-    monkeypatch.setattr(process_events, "delay", lambda event_ids: None)
+    monkeypatch.setattr(event_services, "events_publish", lambda event_ids: True)
     monkeypatch.setattr(run_rules, "delay", sent.append)
     return sent
 
@@ -140,7 +141,7 @@ def test_runs_are_recorded_queued_in_the_processing_transaction(
     track(tracker, "signup", "ann")
     event = Event.objects.get()
     with transaction.atomic():
-        event_services.events_process(event_ids=[event.pk])
+        pipeline_services.events_process(event_ids=[event.pk])
         assert WorkflowRun.objects.filter(status=RunStatus.QUEUED).count() == 1
         assert unsent == []  # nothing is queued before the commit
         transaction.set_rollback(True)
@@ -148,7 +149,7 @@ def test_runs_are_recorded_queued_in_the_processing_transaction(
     assert not WorkflowRun.objects.exists()
     assert unsent == []
 
-    event_services.events_process(event_ids=[event.pk])
+    pipeline_services.events_process(event_ids=[event.pk])
 
     run = WorkflowRun.objects.get()
     assert (run.status, run.event_ref, run.rule_id) == (RunStatus.QUEUED, event.pk, rule.pk)
@@ -159,7 +160,7 @@ def test_runs_are_recorded_queued_in_the_processing_transaction(
 def test_a_run_is_executed_once(tracker: Any, unsent: list[list[int]]) -> None:
     counting_workflow()
     track(tracker, "signup", "ann")
-    event_services.events_process(event_ids=list(Event.objects.values_list("id", flat=True)))
+    pipeline_services.events_process(event_ids=list(Event.objects.values_list("id", flat=True)))
     run = WorkflowRun.objects.get()
     # Another worker claimed it: skipped.
     WorkflowRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING)
@@ -179,7 +180,7 @@ def test_a_run_whose_rule_was_disabled_since_the_match_is_dropped(
 ) -> None:
     rule = counting_workflow()
     track(tracker, "signup", "ann")
-    event_services.events_process(event_ids=list(Event.objects.values_list("id", flat=True)))
+    pipeline_services.events_process(event_ids=list(Event.objects.values_list("id", flat=True)))
     services.rule_update(rule=rule, enabled=False)
     assert services.runs_execute(run_ids=unsent[0]) == 0
     assert not WorkflowRun.objects.exists()

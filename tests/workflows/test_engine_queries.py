@@ -16,7 +16,7 @@ from django.test.utils import CaptureQueriesContext
 
 from apps.events import services as event_services
 from apps.events.models import Event
-from apps.events.tasks import process_events
+from apps.pipeline import services as pipeline_services
 from apps.profiles import selectors as profile_selectors
 from apps.workflows import services
 from apps.workflows.models import NodeTrace, RunStatus, WorkflowRun
@@ -55,7 +55,7 @@ def benchmark_graph() -> dict[str, Any]:
 def queued(monkeypatch: Any) -> list[list[int]]:
     """Processing is run by the test, and the run tasks it queues are collected, not run."""
     sent: list[list[int]] = []
-    monkeypatch.setattr(process_events, "delay", lambda event_ids: None)
+    monkeypatch.setattr(event_services, "events_publish", lambda event_ids: True)
     monkeypatch.setattr(run_rules, "delay", sent.append)
     return sent
 
@@ -66,7 +66,7 @@ def process(tracker: Any, queued: list[list[int]], events: list[tuple[str, int]]
         track(tracker, "purchase", person, amount=amount, plan="pro")
     queued.clear()
     ids = list(Event.objects.filter(processed_at__isnull=True).values_list("id", flat=True))
-    event_services.events_process(event_ids=ids)
+    pipeline_services.events_process(event_ids=ids)
     return [run_id for chunk in queued for run_id in chunk]
 
 

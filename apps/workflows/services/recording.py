@@ -12,6 +12,7 @@ from functools import partial
 from django.db import transaction
 from django.utils import timezone
 
+from apps.profiles.locks import person_locks_hold
 from apps.profiles.services import people_apply_many
 from apps.workflows.actions import ActionError
 from apps.workflows.context import EffectKind, RunContext
@@ -138,8 +139,6 @@ def runs_record(done: list[ExecutedRun], dropped: Sequence[int] = ()) -> None:
     """Apply and record executed runs in one transaction (one commit for a batch of runs):
     each run's changes in its own savepoint, then the runs and their traces in bulk. Runs
     whose rule no longer applies (`dropped`) are deleted, as if they never matched."""
-    from apps.events.services import person_locks_hold
-
     if not done and not dropped:
         return
     with transaction.atomic():

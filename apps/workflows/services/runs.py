@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.events.models import Event
+from apps.profiles.locks import person_locks_hold
 from apps.profiles.models import Profile
 from apps.segments.filtering import evaluate
 from apps.workflows import tasks
@@ -146,8 +147,6 @@ def _gone(run: WorkflowRun, what: str) -> ExecutedRun:
 def run_resume(*, run_id: int) -> WorkflowRun | None:
     """Continue a waiting run from its delays that are due (the resume_run task). Runs not
     waiting (already resumed, or claimed by another worker) are left alone."""
-    from apps.events.services import person_locks_hold
-
     now = timezone.now()
     run = WorkflowRun.objects.filter(pk=run_id, status=RunStatus.WAITING).first()
     if run is None:
