@@ -9,7 +9,7 @@ from django.http import HttpRequest, HttpResponse
 
 from apps.events import selectors, services
 from apps.events.tracking import check_rate, json_response, tracking_endpoint
-from apps.events.wire import native, segment, tracardi
+from apps.events.wire import native, segmentio, tracardi
 from apps.events.wire.base import Envelope
 from apps.sources.models import EventSource
 from cdp.errors import DomainError
@@ -41,7 +41,7 @@ def track(
 # --- Segment HTTP tracking API ------------------------------------------------------------------
 
 
-def segment_error(error: DomainError, **extra: Any) -> HttpResponse:
+def segmentio_error(error: DomainError, **extra: Any) -> HttpResponse:
     """Errors as Segment's SDKs parse them (code, message), plus our own error object."""
     body = {
         "success": False,
@@ -56,11 +56,11 @@ def segment_error(error: DomainError, **extra: Any) -> HttpResponse:
     return response
 
 
-def _segment_view(call: str | None) -> Any:
+def _segmentio_view(call: str | None) -> Any:
     def handler(
         request: HttpRequest, payload: Any, source: EventSource, envelope: Envelope
     ) -> HttpResponse:
-        batch = segment.parse(payload, envelope, call=call)
+        batch = segmentio.parse(payload, envelope, call=call)
         if not batch.events:
             first = batch.rejected[0]
             error = DomainError(
@@ -69,7 +69,7 @@ def _segment_view(call: str | None) -> Any:
                 code="payload_too_large" if batch.only_too_large else "no_valid_event",
                 status_code=413 if batch.only_too_large else 400,
             )
-            return segment_error(
+            return segmentio_error(
                 error,
                 rejected=batch.rejected,
                 warnings=[w.as_dict() for w in batch.warnings],
@@ -78,19 +78,19 @@ def _segment_view(call: str | None) -> Any:
         result = services.events_ingest(source=source, batch=batch)
         return json_response({"success": True, **result.as_dict()})
 
-    handler.__name__ = f"segment_{call or 'batch'}"
+    handler.__name__ = f"segmentio_{call or 'batch'}"
     # Segment's limits: 32 KB for a single call, 500 KB for a batch (32 KB per message).
-    limit = segment.MAX_BATCH_BYTES if call is None else segment.MAX_MESSAGE_BYTES
-    return tracking_endpoint(handler, max_request_bytes=limit, render_error=segment_error)
+    limit = segmentio.MAX_BATCH_BYTES if call is None else segmentio.MAX_MESSAGE_BYTES
+    return tracking_endpoint(handler, max_request_bytes=limit, render_error=segmentio_error)
 
 
-segment_track = _segment_view("track")
-segment_identify = _segment_view("identify")
-segment_page = _segment_view("page")
-segment_screen = _segment_view("screen")
-segment_group = _segment_view("group")
-segment_alias = _segment_view("alias")
-segment_batch = _segment_view(None)
+segmentio_track = _segmentio_view("track")
+segmentio_identify = _segmentio_view("identify")
+segmentio_page = _segmentio_view("page")
+segmentio_screen = _segmentio_view("screen")
+segmentio_group = _segmentio_view("group")
+segmentio_alias = _segmentio_view("alias")
+segmentio_batch = _segmentio_view(None)
 
 
 # --- Tracardi-style /track ----------------------------------------------------------------------

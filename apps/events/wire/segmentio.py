@@ -1,5 +1,6 @@
-"""The Segment HTTP tracking API (/v1/track, identify, page, screen, group, alias, batch,
-import), parsed into IncomingEvents so Segment's SDKs work unmodified.
+"""segmentio: the wire format of Segment.com's HTTP tracking API (/v1/track, identify, page,
+screen, group, alias, batch, import), parsed into IncomingEvents so Segment's SDKs work
+unmodified. (Named after Segment's own packages, so that "segment" means a cohort only.)
 
 Mapping: track -> its event; page -> `page_view`, screen -> `screen_view`; identify ->
 `$identify` (with userId; links anonymousId) or `$set` (anonymous traits); group -> `$group`;
@@ -31,7 +32,7 @@ TYPES = ("track", "identify", "page", "screen", "group", "alias")
 PAGE_FIELDS = ("url", "path", "title", "referrer", "search")
 DEFAULT_GROUP_TYPE = "company"
 # Our field names as Segment's clients know them, for rejections.
-SEGMENT_FIELDS = {
+SEGMENTIO_FIELDS = {
     "event_name": "event",
     "distinct_id": "userId",
     "message_id": "messageId",
@@ -226,6 +227,6 @@ def parse(payload: Any, envelope: Envelope, *, call: str | None) -> ParsedBatch:
             # Segment properties are the customer's own: nothing is stripped from them.
             result.events.append(parse_event(raw, index, envelope, result, strip_reserved=False))
         except Rejection as exc:
-            exc.field = SEGMENT_FIELDS.get(exc.field or "", exc.field)
+            exc.field = SEGMENTIO_FIELDS.get(exc.field or "", exc.field)
             result.reject(index, exc)
     return result
