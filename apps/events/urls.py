@@ -20,6 +20,9 @@ tracking_urlpatterns = [
     path("v1/batch", views.segmentio_batch, name="segmentio-batch"),
     path("v1/import", views.segmentio_batch, name="segmentio-import"),
     path("track", views.tracardi_track, name="tracardi-track"),
+    path("beacon/v1/batch", views.rudderstack_beacon_batch, name="rudderstack-beacon-batch"),
+    path("sourceConfig", views.rudderstack_source_config, name="rudderstack-source-config"),
+    path("sourceConfig/", views.rudderstack_source_config),
 ]
 
 api_urlpatterns = [path("", include(router.urls))]

@@ -1,4 +1,5 @@
-"""Tracking endpoints: native /api/track, the Segment HTTP API (/v1/...), Tracardi /track."""
+"""Tracking endpoints: native /api/track, the Segment HTTP API (/v1/...) with RudderStack's
+beacon batch and source configuration, Tracardi /track."""
 
 from __future__ import annotations
 
@@ -6,13 +7,23 @@ from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
 
 from apps.events import selectors, services
-from apps.events.tracking import check_rate, json_response, tracking_endpoint
-from apps.events.wire import native, segmentio, tracardi
+from apps.events.tracking import (
+    authenticate,
+    check_origin,
+    check_rate,
+    json_response,
+    preflight,
+    tracking_endpoint,
+    with_cors,
+    write_key_from_headers,
+)
+from apps.events.wire import native, rudderstack, segmentio, tracardi
 from apps.events.wire.base import Envelope
 from apps.sources.models import EventSource
-from cdp.errors import DomainError
+from cdp.errors import DomainError, error_response
 
 
 @tracking_endpoint
@@ -56,7 +67,7 @@ def segmentio_error(error: DomainError, **extra: Any) -> HttpResponse:
     return response
 
 
-def _segmentio_view(call: str | None) -> Any:
+def _segmentio_view(call: str | None, *, write_key_param: str | None = None) -> Any:
     def handler(
         request: HttpRequest, payload: Any, source: EventSource, envelope: Envelope
     ) -> HttpResponse:
@@ -81,7 +92,12 @@ def _segmentio_view(call: str | None) -> Any:
     handler.__name__ = f"segmentio_{call or 'batch'}"
     # Segment's limits: 32 KB for a single call, 500 KB for a batch (32 KB per message).
     limit = segmentio.MAX_BATCH_BYTES if call is None else segmentio.MAX_MESSAGE_BYTES
-    return tracking_endpoint(handler, max_request_bytes=limit, render_error=segmentio_error)
+    return tracking_endpoint(
+        handler,
+        max_request_bytes=limit,
+        render_error=segmentio_error,
+        write_key_param=write_key_param,
+    )
 
 
 segmentio_track = _segmentio_view("track")
@@ -91,6 +107,28 @@ segmentio_screen = _segmentio_view("screen")
 segmentio_group = _segmentio_view("group")
 segmentio_alias = _segmentio_view("alias")
 segmentio_batch = _segmentio_view(None)
+# RudderStack's analytics-js with useBeacon: text/plain batches, the key in the query string.
+rudderstack_beacon_batch = _segmentio_view(None, write_key_param="writeKey")
+
+
+@csrf_exempt
+def rudderstack_source_config(request: HttpRequest) -> HttpResponse:
+    """GET /sourceConfig/ as RudderStack's control plane answers it (Basic auth with the write
+    key), so that analytics-js v3 starts with configUrl pointed here. 401 for a missing, unknown
+    or disabled key: the SDK then stops without retrying."""
+    if request.method == "OPTIONS":
+        return preflight(request, methods="GET, HEAD, OPTIONS")
+    try:
+        if request.method not in ("GET", "HEAD"):
+            raise DomainError("Use GET", code="method_not_allowed", status_code=405)
+        source = authenticate(write_key_from_headers(request))
+        check_origin(request, source)
+        response = json_response(rudderstack.source_config(source))
+    except DomainError as exc:
+        response = error_response(exc)
+        if exc.status_code == 405:
+            response["Allow"] = "GET, HEAD, OPTIONS"
+    return with_cors(request, response)
 
 
 # --- Tracardi-style /track ----------------------------------------------------------------------
