@@ -57,10 +57,10 @@ def _assert_one_person(run: str) -> None:
 def test_rudder_sdk_python_track_identify_page_group_alias(live_server):
     source = source_services.source_create(name="Backend")
     errors = []
+    # Its defaults: a background thread sends batches (gzipped); flush() waits for them.
     client = Client(
         write_key=source.write_key,
         host=live_server.url,
-        sync_mode=True,  # send at once, in this thread: failures surface in on_error
         on_error=lambda error, batch: errors.append(error),
     )
 
@@ -73,7 +73,9 @@ def test_rudder_sdk_python_track_identify_page_group_alias(live_server):
     client.identify(user_id="user-py", anonymous_id="anon-py", traits={"plan": "pro", "seats": 3})
     client.group(user_id="user-py", group_id="acme-py", traits={"tier": "gold"})
     client.alias(previous_id="legacy-py", user_id="user-py")
-    client.flush()
+    for index in range(200):
+        client.track(user_id="user-py", event="Item Viewed", properties={"index": index})
+    client.shutdown()  # flushes the queue, then ends the sending thread
 
     assert errors == []
     names = Counter(Event.objects.values_list("event_name", flat=True))
@@ -83,7 +85,12 @@ def test_rudder_sdk_python_track_identify_page_group_alias(live_server):
         "$identify": 1,
         "$group": 1,
         "$create_alias": 1,
+        "Item Viewed": 200,
     }
+    indexes = set(
+        Event.objects.filter(event_name="Item Viewed").values_list("properties__index", flat=True)
+    )
+    assert indexes == set(range(200))
     order = Event.objects.get(event_name="Order Completed")
     assert order.properties == {"revenue": 42.5}
     assert order.context["library"]["name"] == "analytics-python"
