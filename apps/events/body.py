@@ -1,7 +1,10 @@
-"""Reading a tracking request's body: content type, size limits, gzip, JSON.
+"""Reading a tracking request's body: size limits, gzip/deflate, JSON.
 
-Limits are checked before and while reading, and a gzip body is inflated in bounded steps, so
-a decompression bomb is refused after inflating at most the limit plus one byte.
+The body is parsed as JSON whatever Content-Type it declares: trackers send JSON as text/plain
+(sendBeacon), as a form type (some HTTP clients' default for a gzipped buffer) or with none,
+and a body that is not JSON is a 400 whatever it claims to be. Limits are checked before and
+while reading, and a compressed body is inflated in bounded steps, so a decompression bomb is
+refused after inflating at most the limit plus one byte.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from django.http import HttpRequest
 from apps.events.incoming import OutOfRange
 from cdp.errors import DomainError
 
-JSON_CONTENT_TYPES = frozenset({"", "application/json", "text/plain"})  # text/plain: sendBeacon
+ENCODINGS = {"gzip": "gzip", "x-gzip": "gzip", "deflate": "deflate"}
 
 
 def _too_large(what: str, limit: int) -> DomainError:
@@ -29,10 +32,11 @@ def _too_large(what: str, limit: int) -> DomainError:
 
 def read_body(request: HttpRequest, *, max_bytes: int) -> bytes:
     """The decoded request body, at most max_bytes after decompression."""
-    content_type = request.META.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
-    if content_type not in JSON_CONTENT_TYPES and not content_type.endswith("+json"):
+    encoding = request.META.get("HTTP_CONTENT_ENCODING", "").strip().lower()
+    if encoding not in ENCODINGS and encoding not in ("", "identity"):
         raise DomainError(
-            f"Content-Type {content_type!r} is not supported: send application/json",
+            f"Content-Encoding {encoding[:40]!r} is not supported: send gzip, deflate or no "
+            "encoding",
             code="unsupported_media_type",
             status_code=415,
         )
@@ -45,35 +49,37 @@ def read_body(request: HttpRequest, *, max_bytes: int) -> bytes:
     raw = request.read(max_bytes + 1)
     if len(raw) > max_bytes:
         raise _too_large("The request body", max_bytes)
-
-    encoding = request.META.get("HTTP_CONTENT_ENCODING", "").strip().lower()
-    if encoding in ("gzip", "x-gzip", "deflate"):
-        raw = _inflate(raw, max_bytes=max_bytes)
-    elif encoding not in ("", "identity"):
-        raise DomainError(
-            f"Content-Encoding {encoding!r} is not supported: send gzip or no encoding",
-            code="unsupported_media_type",
-            status_code=415,
-        )
+    if encoding in ENCODINGS:
+        raw = _inflate(raw, ENCODINGS[encoding], max_bytes=max_bytes)
     if not raw.strip():
         raise DomainError("The request body is empty: send a JSON event", code="empty_body")
     return raw
 
 
-def _inflate(raw: bytes, *, max_bytes: int) -> bytes:
-    # wbits 32+MAX_WBITS accepts both gzip and zlib headers.
-    inflater = zlib.decompressobj(32 + zlib.MAX_WBITS)
+def _inflate(raw: bytes, encoding: str, *, max_bytes: int) -> bytes:
+    # wbits 32+MAX_WBITS reads gzip and zlib headers alike; "deflate" is zlib-wrapped by the
+    # HTTP spec, but some clients send a raw deflate stream: read that too.
+    try:
+        return _inflate_with(raw, 32 + zlib.MAX_WBITS, encoding, max_bytes=max_bytes)
+    except DomainError as error:
+        if encoding != "deflate" or error.code != "invalid_encoding":
+            raise
+    return _inflate_with(raw, -zlib.MAX_WBITS, encoding, max_bytes=max_bytes)
+
+
+def _inflate_with(raw: bytes, wbits: int, encoding: str, *, max_bytes: int) -> bytes:
+    inflater = zlib.decompressobj(wbits)
     try:
         body = inflater.decompress(raw, max_bytes + 1)
     except zlib.error:
         raise DomainError(
-            "The body is not valid gzip data (Content-Encoding: gzip was sent)",
+            f"The body is not valid {encoding} data (Content-Encoding: {encoding} was sent)",
             code="invalid_encoding",
         ) from None
     if len(body) > max_bytes or inflater.unconsumed_tail:
         raise _too_large("The decompressed request body", max_bytes)
     if not inflater.eof:
-        raise DomainError("The gzip body is truncated", code="invalid_encoding")
+        raise DomainError(f"The {encoding} body is truncated", code="invalid_encoding")
     return body
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import wraps
@@ -26,6 +27,9 @@ from cdp.errors import DomainError, error_response
 logger = logging.getLogger(__name__)
 
 CORS_ALLOW_HEADERS = "Content-Type, Content-Encoding, Authorization, X-Write-Key"
+# What a preflight may ask for: header names (RFC 9110 tokens), a bounded number of them.
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")
+MAX_REQUESTED_HEADERS = 32
 
 
 def write_key_from_headers(request: HttpRequest) -> str:
@@ -124,7 +128,7 @@ def json_response(data: Any, status: int = 200) -> HttpResponse:
     return HttpResponse(orjson.dumps(data), status=status, content_type="application/json")
 
 
-def _with_cors(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+def with_cors(request: HttpRequest, response: HttpResponse) -> HttpResponse:
     # Any origin may send events (a source's allowed origins are checked on the request), but
     # never with credentials: no cookie of ours is needed or accepted here.
     origin = request.META.get("HTTP_ORIGIN")
@@ -134,14 +138,29 @@ def _with_cors(request: HttpRequest, response: HttpResponse) -> HttpResponse:
     return response
 
 
-def _preflight(request: HttpRequest) -> HttpResponse:
+def allowed_request_headers(request: HttpRequest) -> str:
+    """Our own headers, plus those the preflight asks for. Trackers add their own (RudderStack's
+    AnonymousId and SentAt, Tracardi's x-timestamp...), and the tracking endpoints authenticate
+    by write key, never by cookie or session, so no header a page adds can act for a user."""
+    names = CORS_ALLOW_HEADERS.split(", ")
+    known = {name.lower() for name in names}
+    asked = request.META.get("HTTP_ACCESS_CONTROL_REQUEST_HEADERS", "")
+    for name in (part.strip() for part in asked.split(",")[:MAX_REQUESTED_HEADERS]):
+        if _HEADER_NAME.match(name) and name.lower() not in known:
+            known.add(name.lower())
+            names.append(name.lower())
+    return ", ".join(names)
+
+
+def preflight(request: HttpRequest, methods: str = "POST, OPTIONS") -> HttpResponse:
     # A preflight carries no credentials, so the source isn't known yet: allow the methods and
     # headers here, and check the origin against the source's list on the real request.
     response = HttpResponse(status=204)
-    _with_cors(request, response)
-    response["Access-Control-Allow-Methods"] = "POST, OPTIONS"
-    response["Access-Control-Allow-Headers"] = CORS_ALLOW_HEADERS
+    with_cors(request, response)
+    response["Access-Control-Allow-Methods"] = methods
+    response["Access-Control-Allow-Headers"] = allowed_request_headers(request)
     response["Access-Control-Max-Age"] = "86400"
+    response["Vary"] = "Origin, Access-Control-Request-Headers"
     return response
 
 
@@ -161,28 +180,38 @@ def tracking_endpoint(
     max_request_bytes: int | None = None,
     render_error: ErrorRenderer = error_response,
     source_from_body: BodyAuthenticator = source_from_write_key,
+    write_key_param: str | None = None,
 ) -> Any:
     """Wrap a wire format's handler with what all tracking endpoints do the same way: CORS,
     body limits and decoding, authentication, origin check, and the error contract (bad input
     is a 4xx with the reason; storage down is a 503; never a 500). Wire formats that differ
-    (size limits, error shape, a source id instead of a write key) say so in the arguments."""
+    (size limits, error shape, a source id instead of a write key, a key in the query string
+    as sendBeacon sends it) say so in the arguments."""
 
     def decorate(handler: TrackingHandler) -> Callable[[HttpRequest], HttpResponse]:
         @csrf_exempt
         @wraps(handler)
         def view(request: HttpRequest) -> HttpResponse:
             if request.method == "OPTIONS":
-                return _preflight(request)
+                return preflight(request)
             if request.method != "POST":
                 response = render_error(
                     DomainError("Use POST", code="method_not_allowed", status_code=405)
                 )
                 response["Allow"] = "POST, OPTIONS"
-                return _with_cors(request, response)
+                return with_cors(request, response)
             received_at = timezone.now()
             limit = max_request_bytes or settings.CDP_MAX_REQUEST_BYTES
             try:
                 header_key = write_key_from_headers(request)
+                if not header_key and write_key_param:
+                    header_key = request.GET.get(write_key_param, "").strip()
+                    if not header_key:
+                        raise DomainError(
+                            f"No write key: send it as ?{write_key_param}=...",
+                            code="unauthorized",
+                            status_code=401,
+                        )
                 source = authenticate(header_key) if header_key else None
                 payload = body.parse_json(body.read_body(request, max_bytes=limit))
                 if source is None:
@@ -203,7 +232,7 @@ def tracking_endpoint(
                         headers={"Retry-After": "5"},
                     )
                 )
-            return _with_cors(request, response)
+            return with_cors(request, response)
 
         return view
 

@@ -11,15 +11,18 @@ router.register("sessions", apis.SessionViewSet, basename="session")
 
 tracking_urlpatterns = [
     path("api/track", views.track, name="track"),
-    path("v1/track", views.segment_track, name="segment-track"),
-    path("v1/identify", views.segment_identify, name="segment-identify"),
-    path("v1/page", views.segment_page, name="segment-page"),
-    path("v1/screen", views.segment_screen, name="segment-screen"),
-    path("v1/group", views.segment_group, name="segment-group"),
-    path("v1/alias", views.segment_alias, name="segment-alias"),
-    path("v1/batch", views.segment_batch, name="segment-batch"),
-    path("v1/import", views.segment_batch, name="segment-import"),
+    path("v1/track", views.segmentio_track, name="segmentio-track"),
+    path("v1/identify", views.segmentio_identify, name="segmentio-identify"),
+    path("v1/page", views.segmentio_page, name="segmentio-page"),
+    path("v1/screen", views.segmentio_screen, name="segmentio-screen"),
+    path("v1/group", views.segmentio_group, name="segmentio-group"),
+    path("v1/alias", views.segmentio_alias, name="segmentio-alias"),
+    path("v1/batch", views.segmentio_batch, name="segmentio-batch"),
+    path("v1/import", views.segmentio_batch, name="segmentio-import"),
     path("track", views.tracardi_track, name="tracardi-track"),
+    path("beacon/v1/batch", views.rudderstack_beacon_batch, name="rudderstack-beacon-batch"),
+    path("sourceConfig", views.rudderstack_source_config, name="rudderstack-source-config"),
+    path("sourceConfig/", views.rudderstack_source_config),
 ]
 
 api_urlpatterns = [path("", include(router.urls))]

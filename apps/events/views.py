@@ -1,4 +1,5 @@
-"""Tracking endpoints: native /api/track, the Segment HTTP API (/v1/...), Tracardi /track."""
+"""Tracking endpoints: native /api/track, the Segment HTTP API (/v1/...) with RudderStack's
+beacon batch and source configuration, Tracardi /track."""
 
 from __future__ import annotations
 
@@ -6,13 +7,23 @@ from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
 
 from apps.events import selectors, services
-from apps.events.tracking import check_rate, json_response, tracking_endpoint
-from apps.events.wire import native, segment, tracardi
+from apps.events.tracking import (
+    authenticate,
+    check_origin,
+    check_rate,
+    json_response,
+    preflight,
+    tracking_endpoint,
+    with_cors,
+    write_key_from_headers,
+)
+from apps.events.wire import native, rudderstack, segmentio, tracardi
 from apps.events.wire.base import Envelope
 from apps.sources.models import EventSource
-from cdp.errors import DomainError
+from cdp.errors import DomainError, error_response
 
 
 @tracking_endpoint
@@ -41,7 +52,7 @@ def track(
 # --- Segment HTTP tracking API ------------------------------------------------------------------
 
 
-def segment_error(error: DomainError, **extra: Any) -> HttpResponse:
+def segmentio_error(error: DomainError, **extra: Any) -> HttpResponse:
     """Errors as Segment's SDKs parse them (code, message), plus our own error object."""
     body = {
         "success": False,
@@ -56,11 +67,11 @@ def segment_error(error: DomainError, **extra: Any) -> HttpResponse:
     return response
 
 
-def _segment_view(call: str | None) -> Any:
+def _segmentio_view(call: str | None, *, write_key_param: str | None = None) -> Any:
     def handler(
         request: HttpRequest, payload: Any, source: EventSource, envelope: Envelope
     ) -> HttpResponse:
-        batch = segment.parse(payload, envelope, call=call)
+        batch = segmentio.parse(payload, envelope, call=call)
         if not batch.events:
             first = batch.rejected[0]
             error = DomainError(
@@ -69,7 +80,7 @@ def _segment_view(call: str | None) -> Any:
                 code="payload_too_large" if batch.only_too_large else "no_valid_event",
                 status_code=413 if batch.only_too_large else 400,
             )
-            return segment_error(
+            return segmentio_error(
                 error,
                 rejected=batch.rejected,
                 warnings=[w.as_dict() for w in batch.warnings],
@@ -78,19 +89,46 @@ def _segment_view(call: str | None) -> Any:
         result = services.events_ingest(source=source, batch=batch)
         return json_response({"success": True, **result.as_dict()})
 
-    handler.__name__ = f"segment_{call or 'batch'}"
+    handler.__name__ = f"segmentio_{call or 'batch'}"
     # Segment's limits: 32 KB for a single call, 500 KB for a batch (32 KB per message).
-    limit = segment.MAX_BATCH_BYTES if call is None else segment.MAX_MESSAGE_BYTES
-    return tracking_endpoint(handler, max_request_bytes=limit, render_error=segment_error)
+    limit = segmentio.MAX_BATCH_BYTES if call is None else segmentio.MAX_MESSAGE_BYTES
+    return tracking_endpoint(
+        handler,
+        max_request_bytes=limit,
+        render_error=segmentio_error,
+        write_key_param=write_key_param,
+    )
 
 
-segment_track = _segment_view("track")
-segment_identify = _segment_view("identify")
-segment_page = _segment_view("page")
-segment_screen = _segment_view("screen")
-segment_group = _segment_view("group")
-segment_alias = _segment_view("alias")
-segment_batch = _segment_view(None)
+segmentio_track = _segmentio_view("track")
+segmentio_identify = _segmentio_view("identify")
+segmentio_page = _segmentio_view("page")
+segmentio_screen = _segmentio_view("screen")
+segmentio_group = _segmentio_view("group")
+segmentio_alias = _segmentio_view("alias")
+segmentio_batch = _segmentio_view(None)
+# RudderStack's analytics-js with useBeacon: text/plain batches, the key in the query string.
+rudderstack_beacon_batch = _segmentio_view(None, write_key_param="writeKey")
+
+
+@csrf_exempt
+def rudderstack_source_config(request: HttpRequest) -> HttpResponse:
+    """GET /sourceConfig/ as RudderStack's control plane answers it (Basic auth with the write
+    key), so that analytics-js v3 starts with configUrl pointed here. 401 for a missing, unknown
+    or disabled key: the SDK then stops without retrying."""
+    if request.method == "OPTIONS":
+        return preflight(request, methods="GET, HEAD, OPTIONS")
+    try:
+        if request.method not in ("GET", "HEAD"):
+            raise DomainError("Use GET", code="method_not_allowed", status_code=405)
+        source = authenticate(write_key_from_headers(request))
+        check_origin(request, source)
+        response = json_response(rudderstack.source_config(source))
+    except DomainError as exc:
+        response = error_response(exc)
+        if exc.status_code == 405:
+            response["Allow"] = "GET, HEAD, OPTIONS"
+    return with_cors(request, response)
 
 
 # --- Tracardi-style /track ----------------------------------------------------------------------

@@ -71,7 +71,7 @@ def test_the_context_user_agent_wins_over_the_request_header(tracker):
     assert session_of("landing").browser == "Firefox"
 
 
-def test_segment_style_user_agent_key_is_read(tracker):
+def test_segmentio_style_user_agent_key_is_read(tracker):
     send(tracker, visit("landing", context={"userAgent": CHROME_WINDOWS}))
 
     assert session_of("landing").browser == "Chrome"
@@ -108,7 +108,7 @@ def test_utm_from_the_context_campaign(tracker):
     ) == ("newsletter", "email", "spring_sale", "shoes", "header_link")
 
 
-def test_utm_campaign_name_as_segment_sends_it(tracker):
+def test_utm_campaign_name_as_segmentio_sends_it(tracker):
     send(tracker, visit("landing", context={"campaign": {"name": "black_friday", "source": "ads"}}))
 
     session = session_of("landing")
@@ -189,7 +189,7 @@ def test_referrer_from_the_context(tracker):
     assert session.referring_domain == "news.ycombinator.com"
 
 
-def test_referrer_as_segment_sends_it(tracker):
+def test_referrer_as_segmentio_sends_it(tracker):
     send(tracker, visit("landing", context={"referrer": {"url": "https://t.co/abc"}}))
 
     assert session_of("landing").referring_domain == "t.co"

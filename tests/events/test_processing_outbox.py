@@ -36,7 +36,7 @@ from tests.redis_server import RedisServer, redis_server_binary
 
 pytestmark = [
     # On SQLite this module leaves the in-process Celery state such that two later modules
-    # (test_segment_sdk, test_track_storage_down) see their tasks unprocessed; until that is
+    # (test_segmentio_sdk, test_track_storage_down) see their tasks unprocessed; until that is
     # found, it runs with the production parts only.
     pytest.mark.postgres,
     pytest.mark.redis,

@@ -541,31 +541,60 @@ def test_unsupported_content_encoding_is_415(tracker, encoding):
 # --- content types ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "content_type",
-    [
-        "application/x-www-form-urlencoded",
-        "multipart/form-data; boundary=XyZ",
-        "text/xml",
-        "application/xml",
-        "text/html",
-        "application/octet-stream",
-    ],
-)
-def test_wrong_content_type_is_415(tracker, content_type):
-    err = error(tracker.post(EVENT, content_type=content_type), 415, "unsupported_media_type")
+ANY_CONTENT_TYPE = [
+    "application/x-www-form-urlencoded",  # some HTTP clients' default for a (gzipped) buffer
+    "multipart/form-data; boundary=XyZ",
+    "text/xml",
+    "application/xml",
+    "text/html",
+    "application/octet-stream",
+]
 
-    assert "application/json" in err["message"]
+
+@pytest.mark.parametrize("content_type", ANY_CONTENT_TYPE)
+def test_a_json_body_is_read_whatever_content_type_it_declares(tracker, content_type):
+    ok(tracker.post(EVENT, content_type=content_type))
+    ok(tracker.post(event("gzipped"), content_type=content_type, gzip_body=True))
+
+    assert sorted(stored_names()) == ["gzipped", "signed_up"]
+
+
+@pytest.mark.parametrize("content_type", [*ANY_CONTENT_TYPE, "application/json", "text/plain"])
+def test_a_body_that_is_not_json_is_400_under_any_content_type(tracker, content_type):
+    raw = b"event_name=x&distinct_id=u"
+
+    err = error(tracker.post(None, raw=raw, content_type=content_type), 400, "invalid_json")
+
+    assert "not valid JSON" in err["message"]
     assert not Event.objects.exists()
 
 
-def test_form_encoded_fields_are_415_not_parsed(tracker):
+def test_form_encoded_fields_are_400_not_parsed(tracker):
     response = tracker.client.post(
         "/api/track",
         {"event_name": "x", "distinct_id": "u", "writeKey": tracker.write_key},
     )
 
-    error(response, 415, "unsupported_media_type")
+    error(response, 400, "invalid_json")
+    assert not Event.objects.exists()
+
+
+def test_deflate_bodies_zlib_wrapped_or_raw_are_read(tracker):
+    body = orjson.dumps({**EVENT, "message_id": "m-1"})
+    raw_deflate = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    raw_stream = raw_deflate.compress(body) + raw_deflate.flush()
+
+    ok(tracker.post(None, raw=zlib.compress(body), HTTP_CONTENT_ENCODING="deflate"))
+    ok(tracker.post(None, raw=raw_stream, HTTP_CONTENT_ENCODING="Deflate"))
+
+    # Both carry the same message_id: stored once.
+    assert stored_names() == ["signed_up"]
+
+
+def test_a_deflate_header_on_a_body_that_is_not_deflate_is_400(tracker):
+    err = error(tracker.post(EVENT, HTTP_CONTENT_ENCODING="deflate"), 400, "invalid_encoding")
+
+    assert "deflate" in err["message"]
     assert not Event.objects.exists()
 
 

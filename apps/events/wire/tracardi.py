@@ -39,6 +39,16 @@ def _id_of(value: Any, field: str) -> str | None:
     return value.get("id")
 
 
+def event_time(value: Any) -> Any:
+    """When the event happened, as the tracker saw it: Tracardi's time.create (its tracker sets
+    it), else time.insert when that is the only one; a bare time string is read too. Bounded
+    like any timestamp (not in the future, not before 2000) by the native parser."""
+    if isinstance(value, dict):
+        created = value.get("create")
+        return created if created not in (None, "") else value.get("insert")
+    return value if isinstance(value, str) else None
+
+
 def _unauthorized(message: str) -> DomainError:
     return DomainError(message, field="source.id", code="unauthorized", status_code=401)
 
@@ -124,12 +134,14 @@ def parse(
                 "category": "tracardi",
                 "properties": {**shared_properties, **properties},
                 "context": {**context, **clean_object(event.get("context"), "context")},
-                "timestamp": event.get("time") if isinstance(event.get("time"), str) else None,
+                "timestamp": event_time(event.get("time")),
                 "message_id": event.get("id"),
             }
             result.events.append(parse_event(raw, index, envelope, result, strip_reserved=False))
         except Rejection as exc:
             if exc.field == "event_name":
                 exc.field = "type"
+            elif exc.field == "timestamp":
+                exc.field = "time.create"
             result.reject(index, exc)
     return TracardiBatch(batch=result, profile_id=profile_id, session_id=session_id)

@@ -42,7 +42,7 @@ def ok(response: Any) -> dict[str, Any]:
     return body
 
 
-def segment_error(response: Any, status: int, code: str) -> dict[str, Any]:
+def segmentio_error(response: Any, status: int, code: str) -> dict[str, Any]:
     """The shape Segment's SDKs parse: top-level code and message (analytics-python raises
     APIError(status, payload["code"], payload["message"]))."""
     assert response.status_code == status, response.content
@@ -279,7 +279,7 @@ def test_group_joins_the_group_and_sets_its_traits(tracker):
 
 
 def test_group_without_group_id_is_rejected(tracker):
-    body = segment_error(send(tracker, "group", {"userId": "u"}), 400, "no_valid_event")
+    body = segmentio_error(send(tracker, "group", {"userId": "u"}), 400, "no_valid_event")
 
     assert body["error"]["field"] == "groupId"
     assert not Event.objects.exists()
@@ -299,7 +299,7 @@ def test_alias_links_the_previous_id(tracker):
 
 
 def test_alias_without_previous_id_is_rejected(tracker):
-    body = segment_error(send(tracker, "alias", {"userId": "u"}), 400, "no_valid_event")
+    body = segmentio_error(send(tracker, "alias", {"userId": "u"}), 400, "no_valid_event")
 
     assert body["error"]["field"] == "previousId"
     assert not Event.objects.exists()
@@ -360,7 +360,7 @@ def test_single_call_ignores_a_type_field_of_another_call(tracker):
 
 
 @pytest.mark.parametrize("where", ["basic", "header", "body"])
-def test_write_key_is_accepted_where_segment_clients_put_it(tracker, where):
+def test_write_key_is_accepted_where_segmentio_clients_put_it(tracker, where):
     payload: dict[str, Any] = {"userId": "u", "event": "Keyed"}
     if where == "body":
         payload["writeKey"] = tracker.write_key
@@ -394,7 +394,7 @@ def test_basic_auth_without_the_colon_is_accepted(tracker):
 
 @pytest.mark.parametrize("call", ["track", "batch"])
 @pytest.mark.parametrize("case", ["missing", "unknown", "disabled", "not-basic"])
-def test_bad_write_keys_get_401_in_segment_shape(tracker, source, call, case):
+def test_bad_write_keys_get_401_in_segmentio_shape(tracker, source, call, case):
     payload = {"batch": everything_batch()} if call == "batch" else {"userId": "u", "event": "E"}
     if case == "missing":
         response = send(tracker, call, payload, auth="none")
@@ -407,7 +407,7 @@ def test_bad_write_keys_get_401_in_segment_shape(tracker, source, call, case):
         response = send(tracker, call, payload)
 
     code = "source_disabled" if case == "disabled" else "unauthorized"
-    segment_error(response, 401, code)
+    segmentio_error(response, 401, code)
     assert not Event.objects.exists()
 
 
@@ -415,7 +415,7 @@ def test_rotated_write_key_stops_working(tracker, source):
     old = tracker.write_key
     source_services.source_rotate_write_key(source=source)
 
-    segment_error(
+    segmentio_error(
         send(tracker, "track", {"userId": "u", "event": "E", "writeKey": old}, auth="none"),
         401,
         "unauthorized",
@@ -483,7 +483,7 @@ def test_a_message_without_a_usable_id_is_rejected(tracker, ids, field):
     assert [(r["index"], r["field"]) for r in body["rejected"]] == [(0, field)]
     assert list(Event.objects.values_list("event_name", flat=True)) == ["Good"]
 
-    single = segment_error(send(tracker, "track", {"event": "Bad", **ids}), 400, "no_valid_event")
+    single = segmentio_error(send(tracker, "track", {"event": "Bad", **ids}), 400, "no_valid_event")
     assert single["rejected"][0]["field"] == field
     assert Event.objects.count() == 1
 
@@ -532,7 +532,7 @@ def test_batch_context_and_integrations_are_merged_into_each_message(tracker):
 
 @pytest.mark.parametrize("field", ["context", "integrations"])
 def test_batch_level_context_must_be_an_object(tracker, field):
-    body = segment_error(
+    body = segmentio_error(
         send(tracker, "batch", {"batch": everything_batch(), field: ["x"]}), 400, "invalid"
     )
 
@@ -665,7 +665,7 @@ def test_replayed_export_keeps_its_corrected_timestamp(tracker):
     assert stored_time("r") == datetime(2022, 1, 1, 9, 0, tzinfo=UTC)
 
 
-def test_segment_docs_unpadded_dates_are_understood(tracker):
+def test_segmentio_docs_unpadded_dates_are_understood(tracker):
     # The batch example in Segment's HTTP API docs writes "2015-2-02T00:30:08.276Z".
     ok(
         send(
@@ -736,7 +736,7 @@ def test_unreadable_timestamps_reject_the_message(tracker, fields, field):
 
 
 def test_unreadable_batch_sent_at_rejects_the_batch(tracker):
-    body = segment_error(
+    body = segmentio_error(
         send(tracker, "batch", {"batch": everything_batch(), "sentAt": "now"}), 400, "invalid"
     )
 
@@ -782,12 +782,12 @@ def test_a_single_call_over_32_kb_is_413(tracker, gzip_body):
     message = big_message(33)
     message.pop("type")
 
-    segment_error(send(tracker, "track", message, gzip_body=gzip_body), 413, "payload_too_large")
+    segmentio_error(send(tracker, "track", message, gzip_body=gzip_body), 413, "payload_too_large")
     assert not Event.objects.exists()
 
 
 def test_a_batch_of_only_oversized_messages_is_413_with_each_index(tracker):
-    body = segment_error(
+    body = segmentio_error(
         send(tracker, "batch", {"batch": [big_message(40), big_message(40)]}),
         413,
         "payload_too_large",
@@ -801,7 +801,7 @@ def test_a_batch_of_only_oversized_messages_is_413_with_each_index(tracker):
 def test_a_batch_over_500_kb_is_413_and_nothing_is_stored(tracker, gzip_body):
     batch = [big_message(30, messageId=f"m{i}") for i in range(18)]  # ~540 KB, each < 32 KB
 
-    segment_error(
+    segmentio_error(
         send(tracker, "batch", {"batch": batch}, gzip_body=gzip_body), 413, "payload_too_large"
     )
     assert not Event.objects.exists()
@@ -853,7 +853,7 @@ def test_a_mixed_batch_stores_the_good_and_reports_each_bad_by_index(tracker):
 
 
 def test_a_batch_with_no_valid_message_is_400_with_each_reason(tracker):
-    body = segment_error(
+    body = segmentio_error(
         send(tracker, "batch", {"batch": [{"type": "track"}, {"type": "nope", "userId": "u"}]}),
         400,
         "no_valid_event",
@@ -877,8 +877,8 @@ def test_a_batch_with_no_valid_message_is_400_with_each_reason(tracker):
         (b"{}", "invalid"),
     ],
 )
-def test_unreadable_batch_bodies_are_400_in_segment_shape(tracker, raw, code):
-    segment_error(send(tracker, "batch", None, raw=raw), 400, code)
+def test_unreadable_batch_bodies_are_400_in_segmentio_shape(tracker, raw, code):
+    segmentio_error(send(tracker, "batch", None, raw=raw), 400, code)
     assert not Event.objects.exists()
 
 
@@ -894,7 +894,7 @@ def test_unreadable_single_call_bodies_are_400(tracker, raw):
 def test_bad_gzip_is_400(tracker):
     response = send(tracker, "batch", None, raw=b"not gzip at all", HTTP_CONTENT_ENCODING="gzip")
 
-    segment_error(response, 400, "invalid_encoding")
+    segmentio_error(response, 400, "invalid_encoding")
     assert not Event.objects.exists()
 
 
@@ -921,7 +921,7 @@ json_values = st.recursive(
     ),
     max_leaves=20,
 )
-segment_keys = st.sampled_from(
+segmentio_keys = st.sampled_from(
     [
         "type",
         "userId",
@@ -941,7 +941,7 @@ segment_keys = st.sampled_from(
         "category",
     ]
 )
-segment_values = st.one_of(
+segmentio_values = st.one_of(
     json_values,
     st.sampled_from(["track", "identify", "page", "screen", "group", "alias", "u-1"]),
     st.sampled_from(["2024-01-01T00:00:00Z", "2015-2-02T00:30:08Z", "0", "", "null"]),
@@ -959,16 +959,18 @@ valid_messages = st.builds(
             "previousId": st.just("p-1"),
         }
     ),
-    st.dictionaries(segment_keys, segment_values, max_size=2),
+    st.dictionaries(segmentio_keys, segmentio_values, max_size=2),
 )
-messages = valid_messages | st.dictionaries(segment_keys, segment_values, max_size=8) | json_values
+messages = (
+    valid_messages | st.dictionaries(segmentio_keys, segmentio_values, max_size=8) | json_values
+)
 
 
 @given(
     batch=st.lists(valid_messages, min_size=1, max_size=5)
     | st.lists(messages, max_size=5)
     | json_values,
-    extra=st.dictionaries(st.sampled_from(["context", "integrations", "sentAt"]), segment_values),
+    extra=st.dictionaries(st.sampled_from(["context", "integrations", "sentAt"]), segmentio_values),
 )
 def test_random_batches_never_get_a_500(tracker, batch, extra):
     before = Event.objects.count()
@@ -1028,7 +1030,7 @@ def test_sessions_match_what_native_events_get(tracker):
             tracker,
             "page",
             {
-                "anonymousId": "segment",
+                "anonymousId": "segmentio",
                 "context": {
                     **{k: v for k, v in context.items() if k != "user_agent"},
                     "userAgent": IPHONE,
@@ -1050,7 +1052,7 @@ def test_sessions_match_what_native_events_get(tracker):
         "locale",
     ]
     native = Session.objects.filter(distinct_id="native").values(*fields).get()
-    segment = Session.objects.filter(distinct_id="segment").values(*fields).get()
-    assert native == segment
-    assert segment["utm_source"] == "ads"
-    assert segment["device_type"] == "mobile"
+    segmentio = Session.objects.filter(distinct_id="segmentio").values(*fields).get()
+    assert native == segmentio
+    assert segmentio["utm_source"] == "ads"
+    assert segmentio["device_type"] == "mobile"

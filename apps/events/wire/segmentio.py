@@ -1,9 +1,12 @@
-"""The Segment HTTP tracking API (/v1/track, identify, page, screen, group, alias, batch,
-import), parsed into IncomingEvents so Segment's SDKs work unmodified.
+"""segmentio: the wire format of Segment.com's HTTP tracking API (/v1/track, identify, page,
+screen, group, alias, batch, import), parsed into IncomingEvents so Segment's SDKs work
+unmodified. (Named after Segment's own packages, so that "segment" means a cohort only.)
 
 Mapping: track -> its event; page -> `page_view`, screen -> `screen_view`; identify ->
 `$identify` (with userId; links anonymousId) or `$set` (anonymous traits); group -> `$group`;
 alias -> `$create_alias`. userId is the distinct_id when present, else anonymousId.
+RudderStack's SDKs speak the same format, with identify traits in context.traits and their
+`channel` and `_metadata` beside the context; its beacon endpoint is /beacon/v1/batch.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ TYPES = ("track", "identify", "page", "screen", "group", "alias")
 PAGE_FIELDS = ("url", "path", "title", "referrer", "search")
 DEFAULT_GROUP_TYPE = "company"
 # Our field names as Segment's clients know them, for rejections.
-SEGMENT_FIELDS = {
+SEGMENTIO_FIELDS = {
     "event_name": "event",
     "distinct_id": "userId",
     "message_id": "messageId",
@@ -60,6 +63,11 @@ def _context(message: dict[str, Any], shared: dict[str, Any]) -> dict[str, Any]:
     # The end user's agent (a server SDK sends its own in the header): enrichment reads it here.
     if "userAgent" in context and "user_agent" not in context:
         context["user_agent"] = context.pop("userAgent")
+    # RudderStack's SDKs send these at the top level of each message: kept with the context.
+    if isinstance(message.get("channel"), str) and message["channel"]:
+        context["channel"] = message["channel"]
+    if isinstance(message.get("_metadata"), dict) and message["_metadata"]:
+        context["_metadata"] = message["_metadata"]
     integrations = message.get("integrations")
     integrations = _merged(
         shared.get("integrations"), integrations if isinstance(integrations, dict) else {}
@@ -142,6 +150,10 @@ def to_native(message: Any, shared: dict[str, Any], call: str | None = None) -> 
     context = _context(message, shared)
     properties = clean_object(message.get("properties"), "properties")
     traits = clean_object(message.get("traits"), "traits")
+    if kind == "identify" and not traits:
+        # RudderStack's SDKs send a user's traits in context.traits only. On other calls
+        # (analytics-js sends them with every event) they stay in the context and set nothing.
+        traits = clean_object(context.get("traits"), "context.traits")
     category = kind
     if kind == "track":
         event_name = message.get("event")
@@ -226,6 +238,6 @@ def parse(payload: Any, envelope: Envelope, *, call: str | None) -> ParsedBatch:
             # Segment properties are the customer's own: nothing is stripped from them.
             result.events.append(parse_event(raw, index, envelope, result, strip_reserved=False))
         except Rejection as exc:
-            exc.field = SEGMENT_FIELDS.get(exc.field or "", exc.field)
+            exc.field = SEGMENTIO_FIELDS.get(exc.field or "", exc.field)
             result.reject(index, exc)
     return result
