@@ -111,7 +111,12 @@ def test_the_procfile_runs_the_web_server_a_worker_on_every_queue_and_beat():
     assert shlex.split(processes["beat"])[:4] == ["celery", "-A", "cdp", "beat"]
     worker = shlex.split(processes["worker"])
     assert worker[:4] == ["celery", "-A", "cdp", "worker"]
-    consumed = set(worker[worker.index("-Q") + 1].split(","))
+    # The queue list is read from the one declaration (cdp/queues.py), as the Makefile does.
+    assert "-Q $(python -m cdp.queues)" in processes["worker"]
+    printed = subprocess.run(
+        [sys.executable, "-m", "cdp.queues"], capture_output=True, text=True, check=True
+    ).stdout
+    consumed = set(printed.strip().split(","))
     routed = {route["queue"] for route in settings.CELERY_TASK_ROUTES.values()}
     assert routed | {settings.CELERY_TASK_DEFAULT_QUEUE} == consumed
 
