@@ -15,7 +15,6 @@ from django.test import Client, TestCase
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from kombu import pools as kombu_pools
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from apps.events.dispatch import dispatcher_flush
@@ -23,6 +22,7 @@ from apps.sources import selectors as source_selectors
 from apps.sources import services as source_services
 from apps.sources.models import EventSource
 from cdp.celery import app as celery_app
+from tests.users import token_client
 
 # Database round trips make examples slow and uneven on a shared machine: no per-example
 # deadline, and a bounded number of examples so the suite stays within CI's time.
@@ -133,10 +133,7 @@ def admin_user(db: None, django_user_model: Any) -> Any:
 
 @pytest.fixture
 def api_client(admin_user: Any) -> APIClient:
-    client = APIClient()
-    token = Token.objects.create(user=admin_user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
-    return client
+    return token_client(admin_user)
 
 
 @pytest.fixture

@@ -24,7 +24,14 @@ from apps.workflows.actions import action_classes
 from apps.workflows.graph import graph_errors
 from apps.workflows.graph_svg import graph_svg
 from apps.workflows.models import NodeTrace, Rule, Workflow, WorkflowRun, empty_graph
+from apps.workflows.privacy import (
+    graph_references_private,
+    private_read_error,
+    run_private_values,
+    trial_result_redacted,
+)
 from cdp.errors import DomainError
+from cdp.privacy import VIEW_PRIVATE_TRAITS, can_see_private, redacting, shown
 
 MAX_IMPORT_BYTES = 2 * 1024 * 1024
 BUILTIN_MODULE = "apps.workflows.actions"
@@ -129,10 +136,14 @@ class RuleAdminForm(forms.ModelForm):
         if condition in (None, {}, ""):
             return None
         try:
-            return parse_filter(condition, scope="event").tree
+            tree = parse_filter(condition, scope="event").tree
         except FilterError as exc:
             where = f"{exc.leaf}: " if exc.leaf else ""
             raise ValidationError(f"{where}{exc.reason}") from None
+        refused = private_read_error(getattr(self, "user", None), condition=tree)
+        if refused:
+            raise ValidationError(refused)
+        return tree
 
 
 @admin.register(Rule)
@@ -151,6 +162,11 @@ class RuleAdmin(admin.ModelAdmin):
     list_select_related = ["workflow", "source"]
     search_fields = ["name", "event_name"]
     actions = ["enable", "disable"]
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        form.user = request.user  # type: ignore[attr-defined]  # a class made for this request
+        return form
 
     @admin.display(description="Event", ordering="event_name")
     def event(self, rule: Rule) -> str:
@@ -225,6 +241,9 @@ class WorkflowAdminForm(forms.ModelForm):
         self.graph_errors = graph_errors(graph)
         if self.graph_errors:
             raise ValidationError([error_text(e) for e in self.graph_errors])
+        refused = private_read_error(getattr(self, "user", None), graph=graph)
+        if refused:
+            raise ValidationError(refused)
         return graph
 
 
@@ -327,6 +346,14 @@ class WorkflowAdmin(admin.ModelAdmin):
     actions = ["publish_selected"]
     change_form_template = "admin/workflows/workflow/change_form.html"
     change_list_template = "admin/workflows/workflow/change_list.html"
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        form.user = request.user  # type: ignore[attr-defined]  # a class made for this request
+        return form
+
+    def has_publish_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("workflows.publish_workflow")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Workflow]:
         return (
@@ -436,7 +463,9 @@ class WorkflowAdmin(admin.ModelAdmin):
         for workflow in queryset:
             services.workflow_delete(workflow=workflow)
 
-    @admin.action(description="Publish the drafts of the selected workflows")
+    @admin.action(
+        description="Publish the drafts of the selected workflows", permissions=["publish"]
+    )
     def publish_selected(self, request: HttpRequest, queryset: QuerySet[Workflow]) -> None:
         for workflow in queryset:
             self._publish(request, workflow)
@@ -507,7 +536,9 @@ class WorkflowAdmin(admin.ModelAdmin):
 
     def publish_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         """Confirm, then publish the draft as the next version."""
-        workflow = self._workflow(request, object_id, change=True)
+        workflow = self._workflow(request, object_id, change=False)
+        if not self.has_publish_permission(request):
+            raise PermissionDenied
         if request.method == "POST" and self._publish(request, workflow):
             return HttpResponseRedirect(self._change_url(workflow))
         errors = graph_errors(workflow.graph)
@@ -528,7 +559,9 @@ class WorkflowAdmin(admin.ModelAdmin):
 
     def restore_view(self, request: HttpRequest, object_id: int, number: int) -> HttpResponse:
         """Confirm, then publish an earlier version again (the draft becomes a copy of it)."""
-        workflow = self._workflow(request, object_id, change=True)
+        workflow = self._workflow(request, object_id, change=False)
+        if not self.has_publish_permission(request):
+            raise PermissionDenied
         version = get_object_or_404(selectors.workflow_versions(workflow), number=number)
         lost = self.draft_state(workflow) == "unpublished changes"
         if request.method == "POST":
@@ -594,12 +627,19 @@ class WorkflowAdmin(admin.ModelAdmin):
 
     def test_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         """Run the draft for an event as a person, rolled back, and show the trace."""
-        workflow = self._workflow(request, object_id, change=True)
+        workflow = self._workflow(request, object_id, change=False)
+        if not request.user.has_perm("workflows.run_workflow_test"):
+            raise PermissionDenied
         result = None
         error = None
+        see_private = can_see_private(request.user)
         if request.method == "POST":
             form = TestForm(request.POST)
-            if form.is_valid():
+            if not see_private and graph_references_private(workflow.graph):
+                error = (
+                    f"This workflow reads private traits: testing it needs {VIEW_PRIVATE_TRAITS}"
+                )
+            elif form.is_valid():
                 try:
                     result = trial.workflow_test_as(
                         workflow=workflow,
@@ -614,6 +654,8 @@ class WorkflowAdmin(admin.ModelAdmin):
                         if problems
                         else (f"{exc.field}: {exc.message}" if exc.field else exc.message)
                     )
+                if result is not None and not see_private:
+                    result = trial_result_redacted(result)
         else:
             form = TestForm()
         return self._page(
@@ -718,11 +760,11 @@ class NodeTraceInline(admin.TabularInline):
 
     @admin.display(description="Input")
     def input_shown(self, trace: NodeTrace) -> str:
-        return _pre(trace.input)
+        return _pre(shown(trace.input))
 
     @admin.display(description="Output")
     def output_shown(self, trace: NodeTrace) -> str:
-        return _pre(trace.output)
+        return _pre(shown(trace.output))
 
 
 @admin.register(WorkflowRun)
@@ -755,6 +797,24 @@ class WorkflowRunAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        """Without the private-traits permission, the run's traces, variables and state are
+        shown redacted (the page is rendered here, inside the redaction)."""
+        if can_see_private(request.user):
+            return super().change_view(request, object_id, form_url, extra_context)
+        run = WorkflowRun.objects.filter(pk=object_id).first() if object_id.isdigit() else None
+        with redacting(run_private_values(run) if run is not None else ()):
+            response = super().change_view(request, object_id, form_url, extra_context)
+            if hasattr(response, "render"):
+                response.render()
+        return response
 
     def get_formset_kwargs(
         self, request: HttpRequest, obj: Any, inline: Any, prefix: str
@@ -798,8 +858,8 @@ class WorkflowRunAdmin(admin.ModelAdmin):
 
     @admin.display(description="Variables")
     def variables_shown(self, run: WorkflowRun) -> str:
-        return _pre(run.variables or None)
+        return _pre(shown(run.variables or None))
 
     @admin.display(description="State (while waiting)")
     def state_shown(self, run: WorkflowRun) -> str:
-        return _pre(run.state or None)
+        return _pre(shown(run.state or None))
