@@ -3,12 +3,15 @@ admin create them."""
 
 from __future__ import annotations
 
+import importlib
 import io
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -140,3 +143,27 @@ def test_the_admin_revokes_tokens(admin_user: Any) -> None:
     )
 
     assert _client(token).get(EVENTS).status_code == 401
+
+
+def test_tokens_of_the_former_token_table_keep_working_and_leave_no_clear_key() -> None:
+    from django.apps import apps as django_apps
+
+    migration = importlib.import_module("apps.accounts.migrations.0002_from_authtoken")
+    user = user_with_perms("events.view_event")
+    old_key = "0123456789abcdef0123456789abcdef01234567"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TABLE authtoken_token (key varchar(40) PRIMARY KEY, user_id integer, "
+            "created timestamp)"
+        )
+        cursor.execute(
+            "INSERT INTO authtoken_token VALUES (%s, %s, %s)", [old_key, user.pk, timezone.now()]
+        )
+
+    migration.copy_old_tokens(django_apps, SimpleNamespace(connection=connection))
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT COUNT(*) FROM authtoken_token")
+        assert cursor.fetchone()[0] == 0
+    assert old_key not in str(list(ApiToken.objects.values()))
+    assert _client(old_key).get(EVENTS).status_code == 200

@@ -5,8 +5,10 @@ the clear keys are deleted from the old table, which nothing reads any more (dro
 `DROP TABLE authtoken_token` when convenient)."""
 
 import hashlib
+from datetime import UTC, datetime
 
 from django.db import migrations
+from django.utils import timezone
 
 OLD_TABLE = "authtoken_token"
 
@@ -26,7 +28,12 @@ def copy_old_tokens(apps, schema_editor):
                 prefix=key[:12],
                 digest=hashlib.sha256(key.encode()).hexdigest(),
             )
-            ApiToken.objects.filter(pk=token.pk).update(created_at=created)
+            if isinstance(created, str):  # SQLite returns the text
+                created = datetime.fromisoformat(created)
+            if created is not None:
+                if timezone.is_naive(created):
+                    created = timezone.make_aware(created, UTC)
+                ApiToken.objects.filter(pk=token.pk).update(created_at=created)
         cursor.execute(f"DELETE FROM {OLD_TABLE}")  # noqa: S608
 
 
