@@ -257,7 +257,7 @@ class SegmentAdmin(admin.ModelAdmin):
             return format_html('<span class="errornote">{}</span>', exc.message)
         return _preview_html(result)
 
-    @admin.action(description="Recompute the selected dynamic segments now")
+    @admin.action(description="Recompute the selected dynamic segments now", permissions=["change"])
     def recompute(self, request: HttpRequest, queryset: QuerySet[Segment]) -> None:
         dynamic = queryset.filter(kind=SegmentKind.DYNAMIC, filter__isnull=False)
         for segment in services.segments_in_dependency_order(dynamic):

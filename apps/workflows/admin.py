@@ -205,12 +205,12 @@ class RuleAdmin(admin.ModelAdmin):
         for rule in queryset:
             services.rule_delete(rule=rule)
 
-    @admin.action(description="Enable the selected rules")
+    @admin.action(description="Enable the selected rules", permissions=["change"])
     def enable(self, request: HttpRequest, queryset: QuerySet[Rule]) -> None:
         for rule in queryset:
             services.rule_update(rule=rule, enabled=True)
 
-    @admin.action(description="Disable the selected rules")
+    @admin.action(description="Disable the selected rules", permissions=["change"])
     def disable(self, request: HttpRequest, queryset: QuerySet[Rule]) -> None:
         for rule in queryset:
             services.rule_update(rule=rule, enabled=False)
