@@ -18,12 +18,18 @@ from rest_framework.settings import api_settings
 
 from apps.profiles.models import Profile
 from apps.segments import selectors, services
-from apps.segments.filtering import FilterError, filter_references_private, parse_text, to_text
+from apps.segments.filtering import (
+    FilterError,
+    filter_redacted,
+    filter_references_private,
+    parse_text,
+    to_text,
+)
 from apps.segments.models import Segment, SegmentKind, SegmentMembership
 from cdp.audit import AuditMixin
 from cdp.errors import DomainError
 from cdp.permissions import require_perm, requires
-from cdp.privacy import VIEW_PRIVATE_TRAITS
+from cdp.privacy import VIEW_PRIVATE_TRAITS, can_see_private
 
 # Names the collection routes use: a segment key can't be one of them.
 RESERVED_KEYS = frozenset({"preview"})
@@ -86,6 +92,15 @@ class SegmentSerializer(serializers.ModelSerializer):
 
     def get_filter_text(self, segment: Segment) -> str | None:
         return to_text(segment.filter) if segment.filter else None
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        request = self.context.get("request")
+        user = getattr(request, "user", None)
+        if filter_references_private(data.get("filter")) and not can_see_private(user):
+            data["filter"] = filter_redacted(data["filter"])
+            data["filter_text"] = to_text(data["filter"])
+        return data
 
 
 class FilterInputMixin(serializers.Serializer):
@@ -186,7 +201,8 @@ class SegmentViewSet(AuditMixin, viewsets.GenericViewSet):
 
     def list(self, request: Request) -> Response:
         page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(SegmentSerializer(page, many=True).data)
+        data = SegmentSerializer(page, many=True, context={"request": request}).data
+        return self.get_paginated_response(data)
 
     @extend_schema(request=SegmentCreateSerializer, responses={201: SegmentSerializer})
     def create(self, request: Request) -> Response:
@@ -194,10 +210,13 @@ class SegmentViewSet(AuditMixin, viewsets.GenericViewSet):
         body.is_valid(raise_exception=True)
         refuse_private_filter(request, body.validated_data)
         segment = services.segment_create(**body.validated_data)
-        return Response(SegmentSerializer(segment).data, status=status.HTTP_201_CREATED)
+        return Response(
+            SegmentSerializer(segment, context={"request": request}).data,
+            status=status.HTTP_201_CREATED,
+        )
 
     def retrieve(self, request: Request, key: str | None = None) -> Response:
-        return Response(SegmentSerializer(self.get_object()).data)
+        return Response(SegmentSerializer(self.get_object(), context={"request": request}).data)
 
     @extend_schema(request=SegmentUpdateSerializer, responses=SegmentSerializer)
     def partial_update(self, request: Request, key: str | None = None) -> Response:
@@ -206,7 +225,7 @@ class SegmentViewSet(AuditMixin, viewsets.GenericViewSet):
         body.is_valid(raise_exception=True)
         refuse_private_filter(request, body.validated_data)
         segment = services.segment_update(segment=segment, **body.validated_data)
-        return Response(SegmentSerializer(segment).data)
+        return Response(SegmentSerializer(segment, context={"request": request}).data)
 
     def destroy(self, request: Request, key: str | None = None) -> Response:
         services.segment_delete(segment=self.get_object())

@@ -13,7 +13,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from apps.segments.filtering import filter_references_private
+from apps.segments.filtering import filter_redacted, filter_references_private
 from apps.sources.models import EventSource
 from apps.workflows import exchange, selectors, services, trial
 from apps.workflows.models import Rule, RunStatus, Workflow, WorkflowRun, WorkflowVersion
@@ -52,6 +52,13 @@ class RuleSerializer(serializers.ModelSerializer):
             "created_at",
             "updated_at",
         ]
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        request = self.context.get("request")
+        if data.get("condition") and not can_see_private(getattr(request, "user", None)):
+            data["condition"] = filter_redacted(data["condition"])
+        return data
 
 
 class RuleInputSerializer(serializers.Serializer):
@@ -305,7 +312,8 @@ class RuleViewSet(AuditMixin, viewsets.GenericViewSet):
 
     def list(self, request: Request) -> Response:
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-        return self.get_paginated_response(RuleSerializer(page, many=True).data)
+        data = RuleSerializer(page, many=True, context={"request": request}).data
+        return self.get_paginated_response(data)
 
     @extend_schema(request=RuleInputSerializer, responses={201: RuleSerializer})
     def create(self, request: Request) -> Response:
@@ -313,10 +321,11 @@ class RuleViewSet(AuditMixin, viewsets.GenericViewSet):
         body.is_valid(raise_exception=True)
         refuse_private_reads(request, condition=body.validated_data.get("condition"))
         rule = services.rule_create(**body.validated_data)
-        return Response(RuleSerializer(rule).data, status=status.HTTP_201_CREATED)
+        data = RuleSerializer(rule, context={"request": request}).data
+        return Response(data, status=status.HTTP_201_CREATED)
 
     def retrieve(self, request: Request, pk: str | None = None) -> Response:
-        return Response(RuleSerializer(self.get_object()).data)
+        return Response(RuleSerializer(self.get_object(), context={"request": request}).data)
 
     @extend_schema(request=RuleInputSerializer, responses=RuleSerializer)
     def partial_update(self, request: Request, pk: str | None = None) -> Response:
@@ -325,7 +334,7 @@ class RuleViewSet(AuditMixin, viewsets.GenericViewSet):
         body.is_valid(raise_exception=True)
         refuse_private_reads(request, condition=body.validated_data.get("condition"))
         rule = services.rule_update(rule=rule, **body.validated_data)
-        return Response(RuleSerializer(rule).data)
+        return Response(RuleSerializer(rule, context={"request": request}).data)
 
     def destroy(self, request: Request, pk: str | None = None) -> Response:
         services.rule_delete(rule=self.get_object())

@@ -112,3 +112,23 @@ def test_the_admin_preview_refuses_a_filter_on_private_traits(ann: None) -> None
     content = page.content.decode()
     assert PRIVATE in content
     assert "/admin/profiles/profile/" not in content  # no sample of matching profiles
+
+
+def test_values_compared_to_private_traits_are_hidden_in_the_api(make_segment: Any) -> None:
+    make_segment(
+        "ann",
+        {
+            "and": [
+                {"property": "private_traits.email", "operator": "is", "value": "ann@example.com"},
+                {"property": "traits.plan", "operator": "is", "value": "pro"},
+            ]
+        },
+    )
+
+    hidden = client_with_perms("segments.view_segment").get("/api/v1/segments/ann")
+    shown = client_with_perms("segments.view_segment", PRIVATE).get("/api/v1/segments/ann")
+
+    assert hidden.status_code == 200
+    assert "ann@example.com" not in hidden.content.decode()
+    assert hidden.json()["filter"]["and"][1]["value"] == "pro"
+    assert "ann@example.com" in shown.json()["filter_text"]

@@ -209,3 +209,19 @@ def test_publishing_and_testing_in_the_admin_need_their_permissions() -> None:
     assert publisher.post(f"{base}/publish/").status_code == 302
     workflow.refresh_from_db()
     assert workflow.published_version is not None
+
+
+def test_rule_conditions_hide_private_values_without_the_permission() -> None:
+    workflow = services.workflow_create(name="wf", graph=chain())
+    rule = route(
+        workflow,
+        "signup",
+        condition={"property": "private_traits.email", "operator": "is", "value": EMAIL},
+    )
+
+    hidden = client_with_perms("workflows.view_rule").get(f"/api/v1/rules/{rule.pk}")
+    shown = client_with_perms("workflows.view_rule", PRIVATE).get(f"/api/v1/rules/{rule.pk}")
+
+    assert EMAIL not in hidden.content.decode()
+    assert hidden.json()["condition"]["property"] == "private_traits.email"
+    assert shown.json()["condition"]["value"] == EMAIL

@@ -8,7 +8,7 @@ from typing import Any
 from django.conf import settings
 
 from apps.segments.filtering.errors import FilterError
-from apps.segments.filtering.paths import Path
+from apps.segments.filtering.paths import Path, PathError, parse_path
 from apps.segments.filtering.tree import (
     And,
     Filter,
@@ -19,6 +19,7 @@ from apps.segments.filtering.tree import (
     Property,
     parse_filter,
 )
+from cdp.privacy import REDACTED
 
 
 def path_is_private(path: Path) -> bool:
@@ -58,3 +59,24 @@ def filter_references_private(tree: Any) -> bool:
         except FilterError:
             return False
     return _node_is_private(tree.root)
+
+
+def filter_redacted(tree: Any) -> Any:
+    """The JSON tree with the values compared to private traits replaced (for users who may
+    not see them: `private_traits.email is "ann@example.com"` names a person)."""
+    if isinstance(tree, list):
+        return [filter_redacted(item) for item in tree]
+    if not isinstance(tree, dict):
+        return tree
+    out = {key: filter_redacted(value) for key, value in tree.items()}
+    prop = tree.get("property")
+    if isinstance(prop, str):
+        try:
+            private = path_is_private(parse_path(prop))
+        except PathError:
+            private = False
+        if private and "value" in out:
+            out["value"] = REDACTED
+        if private and isinstance(out.get("item"), dict) and "value" in out["item"]:
+            out["item"] = {**out["item"], "value": REDACTED}
+    return out
