@@ -13,6 +13,7 @@ from cdp.errors import DomainError
 
 TOKEN_PREFIX = "cdp_"  # noqa: S105 (a marker, not a secret)
 MAX_EXPIRES_DAYS = 3650
+MAX_NAME_LENGTH = 200
 
 
 def api_token_create(
@@ -22,6 +23,8 @@ def api_token_create(
     cannot be shown again."""
     if not user.is_active:
         raise DomainError("the user is inactive", field="user")
+    if not name.strip() or len(name) > MAX_NAME_LENGTH:
+        raise DomainError(f"a name of 1 to {MAX_NAME_LENGTH} characters", field="name")
     if expires_days is not None and not 1 <= expires_days <= MAX_EXPIRES_DAYS:
         raise DomainError(
             f"expires_days must be between 1 and {MAX_EXPIRES_DAYS}", field="expires_days"

@@ -99,6 +99,7 @@ def test_the_command_prints_a_working_token_once(django_user_model: Any) -> None
     [
         (["--user", "nobody"], "No user 'nobody'"),
         (["--user", "robot", "--expires-days", "0"], "expires_days"),
+        (["--user", "robot", "--name", "x" * 201], "name"),
     ],
 )
 def test_the_command_explains_bad_input(args: list[str], message: str) -> None:
