@@ -266,8 +266,8 @@ class RunDetailSerializer(RunSerializer):
         request = self.context.get("request")
         if not can_see_private(getattr(request, "user", None)):
             values = run_private_values(instance)
-            data["variables"] = redact_json(data["variables"], values)
-            data["traces"] = redact_json(data["traces"], values)
+            for field in ("variables", "traces", "error"):
+                data[field] = redact_json(data[field], values)
         return data
 
 
