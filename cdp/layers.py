@@ -10,9 +10,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+# Accounts (API tokens) are the ground floor: every app may authenticate with them.
 # Consents sit beside the ingest path, below events: events may import consents, consents
 # imports only sources.
 FLOORS: tuple[str, ...] = (
+    "accounts",
     "sources",
     "consents",
     "events",

@@ -10,8 +10,6 @@ from typing import Any
 import orjson
 from django.test import Client, TestCase
 from kombu import pools as kombu_pools
-from rest_framework.authtoken.models import Token
-from rest_framework.test import APIClient
 
 from apps.sources.models import EventSource
 from cdp.celery import app as celery_app
@@ -57,14 +55,6 @@ class TrackingClient:
 def tracking_client_for(source: EventSource) -> TrackingClient:
     """A tracking client sending with `source`'s write key."""
     return TrackingClient(Client(), source.write_key)
-
-
-def api_client_for(user: Any) -> APIClient:
-    """A management API client authenticated with a new token of `user`."""
-    client = APIClient()
-    token = Token.objects.create(user=user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
-    return client
 
 
 def broker_pools_reset() -> None:

@@ -18,8 +18,9 @@ from apps.sources import selectors as source_selectors
 from apps.sources.models import EventSource
 from cdp.celery import app as celery_app
 from cdp.queues import queue_names
-from tests.clients import TrackingClient, api_client_for, broker_pools_closed, broker_pools_reset
+from tests.clients import TrackingClient, broker_pools_closed, broker_pools_reset
 from tests.factories import source_make, user_make
+from tests.users import token_client
 
 # Database round trips make examples slow and uneven on a shared machine: no per-example
 # deadline, and a bounded number of examples so the suite stays within CI's time.
@@ -77,7 +78,7 @@ def admin_user(db: None) -> Any:
 
 @pytest.fixture
 def api_client(admin_user: Any) -> APIClient:
-    return api_client_for(admin_user)
+    return token_client(admin_user)
 
 
 @pytest.fixture

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from django.contrib import admin
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
 from apps.events.models import Event, Session
+from cdp.privacy import can_see_private, private_values, redact_json
+
+# Shown in place of the raw payload to users without the private-traits permission.
+REDACTED_FIELDS = {"properties": "properties_redacted", "context": "context_redacted"}
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -18,6 +25,10 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+def _json(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+
 @admin.register(Event)
 class EventAdmin(ReadOnlyAdmin):
     list_display = ["event_name", "distinct_id", "source", "category", "timestamp", "processed_at"]
@@ -26,7 +37,24 @@ class EventAdmin(ReadOnlyAdmin):
     date_hierarchy = "timestamp"
     list_select_related = ["source"]
     show_full_result_count = False  # counting a large events table is slow
-    readonly_fields = ["workflow_runs"]
+    readonly_fields = ["workflow_runs", *REDACTED_FIELDS.values()]
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = [f for f in super().get_fields(request, obj) if f not in REDACTED_FIELDS.values()]
+        if can_see_private(request.user):
+            return fields
+        # Identify and people calls carry PII ($set_private, private names in $set).
+        return [REDACTED_FIELDS.get(f, f) if isinstance(f, str) else f for f in fields]
+
+    @admin.display(description="Properties")
+    def properties_redacted(self, event: Event) -> str:
+        values = private_values(event.properties)
+        return format_html("<pre>{}</pre>", _json(redact_json(event.properties, values)))
+
+    @admin.display(description="Context")
+    def context_redacted(self, event: Event) -> str:
+        values = private_values(event.properties)
+        return format_html("<pre>{}</pre>", _json(redact_json(event.context, values)))
 
     @admin.display(description="Workflow runs")
     def workflow_runs(self, event: Event) -> str:

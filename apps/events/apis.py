@@ -90,6 +90,7 @@ class EventViewSet(viewsets.ReadOnlyModelViewSet):
     """Stored events, newest first. Filter by distinct_id, event_name, source, category,
     session and a time range (after, before: ISO-8601)."""
 
+    permission_model = Event
     serializer_class = EventSerializer
     filterset_class = EventFilter
     pagination_class = TimestampCursorPagination
@@ -101,6 +102,7 @@ class EventViewSet(viewsets.ReadOnlyModelViewSet):
 class SessionViewSet(viewsets.ReadOnlyModelViewSet):
     """Sessions, most recently started first."""
 
+    permission_model = Session
     serializer_class = SessionSerializer
     filterset_class = SessionFilter
     pagination_class = StartedAtCursorPagination

@@ -107,6 +107,10 @@ class ProfileAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
+    def has_merge_permission(self, request: HttpRequest) -> bool:
+        # As the API's merge and unmerge: they rewrite who is who.
+        return request.user.has_perm("profiles.change_profile")
+
     @admin.display(description="Groups")
     def groups_list(self, profile: Profile) -> str:
         return (
@@ -172,7 +176,10 @@ class ProfileAdmin(admin.ModelAdmin):
             else "-"
         )
 
-    @admin.action(description="Merge the selected profiles into the one with most events")
+    @admin.action(
+        description="Merge the selected profiles into the one with most events",
+        permissions=["merge"],
+    )
     def merge_profiles(self, request: HttpRequest, queryset: QuerySet[Profile]) -> None:
         profiles = sorted(queryset, key=lambda p: (-p.event_count, p.created_at))
         if len(profiles) < 2:
@@ -213,6 +220,10 @@ class ProfileMergeAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
+    def has_merge_permission(self, request: HttpRequest) -> bool:
+        # As the API's merge and unmerge: they rewrite who is who.
+        return request.user.has_perm("profiles.change_profile")
+
     def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:  # type: ignore[override]
         return self.get_readonly_fields(request, obj)
 
@@ -222,7 +233,10 @@ class ProfileMergeAdmin(admin.ModelAdmin):
             return list(self.readonly_fields)
         return [f for f in self.readonly_fields if f != "merged_snapshot"]
 
-    @admin.action(description="Undo the selected merges (split the identities back out)")
+    @admin.action(
+        description="Undo the selected merges (split the identities back out)",
+        permissions=["merge"],
+    )
     def undo(self, request: HttpRequest, queryset: QuerySet[ProfileMerge]) -> None:
         for merge in queryset.order_by("-created_at"):
             try:
@@ -251,7 +265,11 @@ class MergeConflictAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    @admin.action(description="Merge anyway (the first profile survives)")
+    def has_merge_permission(self, request: HttpRequest) -> bool:
+        # As the API's merge and unmerge: they rewrite who is who.
+        return request.user.has_perm("profiles.change_profile")
+
+    @admin.action(description="Merge anyway (the first profile survives)", permissions=["merge"])
     def merge_anyway(self, request: HttpRequest, queryset: QuerySet[MergeConflict]) -> None:
         from django.utils import timezone
 

@@ -15,8 +15,10 @@ from apps.events.apis import EventSerializer, TimestampCursorPagination
 from apps.profiles import hooks, selectors, services
 from apps.profiles.filters import ProfileFilter
 from apps.profiles.models import Group, MergeTrigger, Profile, ProfileMerge
+from cdp.audit import AuditMixin
 from cdp.errors import DomainError
 from cdp.pagination import NewestFirstCursorPagination
+from cdp.permissions import requires
 
 
 def can_see_private(request: Request) -> bool:
@@ -127,9 +129,10 @@ class LastSeenCursorPagination(NewestFirstCursorPagination):
     ordering = ("-updated_at",)
 
 
-class ProfileViewSet(viewsets.ReadOnlyModelViewSet):
+class ProfileViewSet(AuditMixin, viewsets.ReadOnlyModelViewSet):
     """People. A merged profile's id answers with the profile it was merged into."""
 
+    permission_model = Profile
     filterset_class = ProfileFilter
     pagination_class = LastSeenCursorPagination
 
@@ -147,6 +150,7 @@ class ProfileViewSet(viewsets.ReadOnlyModelViewSet):
             raise DomainError("No such profile", code="not_found", status_code=404)
         return get_object_or_404(selectors.profile_detail_queryset(), pk=profile.pk)
 
+    @requires("profiles.view_profile", "events.view_event")
     @action(
         detail=True,
         methods=["get"],
@@ -163,19 +167,11 @@ class ProfileViewSet(viewsets.ReadOnlyModelViewSet):
         data = EventSerializer(page, many=True, context={"request": request}).data
         return self.get_paginated_response(data)
 
-    def _require_change(self, request: Request) -> None:
-        # Merges rewrite who is who: reading profiles is not enough to do that.
-        if not request.user.has_perm("profiles.change_profile"):
-            raise DomainError(
-                "Merging profiles needs the permission to change profiles",
-                code="permission_denied",
-                status_code=403,
-            )
-
+    # Merges rewrite who is who: reading profiles is not enough to do that.
+    @requires("profiles.change_profile")
     @action(detail=True, methods=["post"], serializer_class=MergeRequestSerializer)
     def merge(self, request: Request, pk: str | None = None) -> Response:
         """Merge another profile into this one (explicit: allowed for two known users)."""
-        self._require_change(request)
         profile = self.get_object()
         body = MergeRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -195,6 +191,7 @@ class ProfileViewSet(viewsets.ReadOnlyModelViewSet):
         )
         return Response(MergeSerializer(merge).data, status=201)
 
+    @requires("profiles.change_profile")
     @action(
         detail=True,
         methods=["post"],
@@ -202,7 +199,6 @@ class ProfileViewSet(viewsets.ReadOnlyModelViewSet):
     )
     def unmerge(self, request: Request, pk: str | None = None) -> Response:
         """Undo one of the merges into this profile: its identities split back out."""
-        self._require_change(request)
         profile = self.get_object()
         body = UnmergeRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -232,6 +228,7 @@ class CreatedCursorPagination(NewestFirstCursorPagination):
 
 
 class GroupViewSet(viewsets.ReadOnlyModelViewSet):
+    permission_model = Group
     serializer_class = GroupSerializer
     pagination_class = CreatedCursorPagination
     filterset_fields = {"group_type__key": ["exact"], "group_id": ["exact"]}
@@ -239,6 +236,7 @@ class GroupViewSet(viewsets.ReadOnlyModelViewSet):
     def get_queryset(self):
         return selectors.group_list()
 
+    @requires("profiles.view_group", "profiles.view_profile")
     @action(
         detail=True,
         methods=["get"],

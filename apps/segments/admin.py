@@ -20,9 +20,22 @@ from django.utils.html import format_html, format_html_join
 
 from apps.segments import selectors, services
 from apps.segments.apis import RESERVED_KEYS
-from apps.segments.filtering import to_text
+from apps.segments.filtering import filter_references_private, to_text
 from apps.segments.models import Segment, SegmentKind, SegmentMembership
 from cdp.errors import DomainError
+from cdp.privacy import VIEW_PRIVATE_TRAITS, can_see_private
+
+PRIVATE_FILTER_REFUSED = f"A filter on private traits needs the permission {VIEW_PRIVATE_TRAITS}"
+
+
+def refuse_private_filter(form: forms.BaseForm, tree: Any, user: Any) -> Any:
+    """The tree, or None with an error on the form when it reads private traits and the user
+    may not see them (a count per guess would tell them the values)."""
+    if tree is not None and filter_references_private(tree) and not can_see_private(user):
+        form.add_error("filter", PRIVATE_FILTER_REFUSED)
+        return None
+    return tree
+
 
 MEMBERS_SHOWN = 50
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
@@ -87,7 +100,9 @@ class SegmentAdminForm(forms.ModelForm):
         if self.errors:
             return data
         if data.get("kind") == SegmentKind.DYNAMIC:
-            data["filter"] = filter_from_form(self, key=data.get("key"))
+            data["filter"] = refuse_private_filter(
+                self, filter_from_form(self, key=data.get("key")), getattr(self, "user", None)
+            )
         else:
             data["filter"] = None  # a static segment lists its members
         return data
@@ -175,6 +190,11 @@ class SegmentAdmin(admin.ModelAdmin):
     actions = ["recompute"]
     change_form_template = "admin/segments/segment/change_form.html"
 
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        form.user = request.user  # type: ignore[attr-defined]  # a class made for this request
+        return form
+
     def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:  # type: ignore[override]
         fields = ["key", "name", "description", "kind", "filter", "filter_text"]
         if obj is None:
@@ -237,7 +257,7 @@ class SegmentAdmin(admin.ModelAdmin):
             return format_html('<span class="errornote">{}</span>', exc.message)
         return _preview_html(result)
 
-    @admin.action(description="Recompute the selected dynamic segments now")
+    @admin.action(description="Recompute the selected dynamic segments now", permissions=["change"])
     def recompute(self, request: HttpRequest, queryset: QuerySet[Segment]) -> None:
         dynamic = queryset.filter(kind=SegmentKind.DYNAMIC, filter__isnull=False)
         for segment in services.segments_in_dependency_order(dynamic):
@@ -283,7 +303,7 @@ class SegmentAdmin(admin.ModelAdmin):
         if request.method == "POST":
             form = PreviewForm(request.POST)
             if form.is_valid():
-                tree = filter_from_form(form, key=None)
+                tree = refuse_private_filter(form, filter_from_form(form, key=None), request.user)
                 if tree is not None:
                     result_html = _preview_html(selectors.segment_preview(tree))
         else:

@@ -18,9 +18,18 @@ from rest_framework.settings import api_settings
 
 from apps.profiles.models import Profile
 from apps.segments import selectors, services
-from apps.segments.filtering import to_text
+from apps.segments.filtering import (
+    FilterError,
+    filter_redacted,
+    filter_references_private,
+    parse_text,
+    to_text,
+)
 from apps.segments.models import Segment, SegmentKind, SegmentMembership
+from cdp.audit import AuditMixin
 from cdp.errors import DomainError
+from cdp.permissions import require_perm, requires
+from cdp.privacy import VIEW_PRIVATE_TRAITS, can_see_private
 
 # Names the collection routes use: a segment key can't be one of them.
 RESERVED_KEYS = frozenset({"preview"})
@@ -83,6 +92,15 @@ class SegmentSerializer(serializers.ModelSerializer):
 
     def get_filter_text(self, segment: Segment) -> str | None:
         return to_text(segment.filter) if segment.filter else None
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        request = self.context.get("request")
+        user = getattr(request, "user", None)
+        if filter_references_private(data.get("filter")) and not can_see_private(user):
+            data["filter"] = filter_redacted(data["filter"])
+            data["filter_text"] = to_text(data["filter"])
+        return data
 
 
 class FilterInputMixin(serializers.Serializer):
@@ -154,9 +172,23 @@ class MemberSerializer(serializers.ModelSerializer):
         fields = ["profile", "entered_at"]
 
 
-class SegmentViewSet(viewsets.GenericViewSet):
+def refuse_private_filter(request: Request, data: dict[str, Any]) -> None:
+    """403 when the input filter reads private traits and the user may not see them."""
+    tree = data.get("filter")
+    if tree is None and data.get("filter_text"):
+        try:
+            tree = parse_text(data["filter_text"])
+        except FilterError:
+            return  # the service reports the syntax error
+    if filter_references_private(tree):
+        require_perm(request.user, VIEW_PRIVATE_TRAITS, "A filter on private traits")
+
+
+class SegmentViewSet(AuditMixin, viewsets.GenericViewSet):
     """Segments (cohorts): dynamic ones follow a filter, static ones list their members."""
 
+    permission_model = Segment
+    audit_skip_actions = frozenset({"preview"})
     lookup_field = "key"
     lookup_value_regex = r"[-a-zA-Z0-9_]+"
     serializer_class = SegmentSerializer
@@ -169,25 +201,31 @@ class SegmentViewSet(viewsets.GenericViewSet):
 
     def list(self, request: Request) -> Response:
         page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(SegmentSerializer(page, many=True).data)
+        data = SegmentSerializer(page, many=True, context={"request": request}).data
+        return self.get_paginated_response(data)
 
     @extend_schema(request=SegmentCreateSerializer, responses={201: SegmentSerializer})
     def create(self, request: Request) -> Response:
         body = SegmentCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
+        refuse_private_filter(request, body.validated_data)
         segment = services.segment_create(**body.validated_data)
-        return Response(SegmentSerializer(segment).data, status=status.HTTP_201_CREATED)
+        return Response(
+            SegmentSerializer(segment, context={"request": request}).data,
+            status=status.HTTP_201_CREATED,
+        )
 
     def retrieve(self, request: Request, key: str | None = None) -> Response:
-        return Response(SegmentSerializer(self.get_object()).data)
+        return Response(SegmentSerializer(self.get_object(), context={"request": request}).data)
 
     @extend_schema(request=SegmentUpdateSerializer, responses=SegmentSerializer)
     def partial_update(self, request: Request, key: str | None = None) -> Response:
         segment = self.get_object()
         body = SegmentUpdateSerializer(data=request.data, partial=True)
         body.is_valid(raise_exception=True)
+        refuse_private_filter(request, body.validated_data)
         segment = services.segment_update(segment=segment, **body.validated_data)
-        return Response(SegmentSerializer(segment).data)
+        return Response(SegmentSerializer(segment, context={"request": request}).data)
 
     def destroy(self, request: Request, key: str | None = None) -> Response:
         services.segment_delete(segment=self.get_object())
@@ -200,6 +238,11 @@ class SegmentViewSet(viewsets.GenericViewSet):
         methods=["POST", "DELETE"],
         request=MembersChangeSerializer,
         responses=OpenApiResponse(description='{"changed": n, "unknown": [inputs]}'),
+    )
+    @requires(
+        GET=("segments.view_segment", "profiles.view_profile"),
+        POST="segments.change_segment",
+        DELETE="segments.change_segment",
     )
     @action(
         detail=True,
@@ -236,6 +279,7 @@ class SegmentViewSet(viewsets.GenericViewSet):
         response["Content-Disposition"] = f'attachment; filename="{segment.key}-members.csv"'
         return response
 
+    @requires("segments.view_segment", "profiles.view_profile")
     @action(detail=False, methods=["post"], serializer_class=PreviewSerializer)
     def preview(self, request: Request) -> Response:
         """A filter (JSON `filter` or `filter_text`) in; how many profiles match now and a
@@ -245,6 +289,7 @@ class SegmentViewSet(viewsets.GenericViewSet):
         data = body.validated_data
         if data.get("filter") is None and "filter_text" not in data:
             raise DomainError("Send a filter (JSON) or filter_text", field="filter")
+        refuse_private_filter(request, data)
         tree = services.segment_filter_parse(
             filter=data.get("filter"), filter_text=data.get("filter_text")
         )

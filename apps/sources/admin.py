@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 from django.contrib import admin, messages
@@ -12,6 +13,7 @@ from django.utils.html import format_html
 from apps.sources import services
 from apps.sources.models import EventSource
 from apps.sources.snippet import tracker_snippet
+from apps.sources.visibility import may_see_write_key, write_key_for
 
 
 def curl_example(source: EventSource, base_url: str) -> str:
@@ -76,42 +78,63 @@ class EventSourceAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: EventSource | None = None):
         return self.readonly_fields if obj else ["id"]
 
+    def get_search_fields(self, request: HttpRequest):
+        # Searching by key would tell a user who may not see keys whether a guess is right.
+        if may_see_write_key(request.user):
+            return self.search_fields
+        return [f for f in self.search_fields if f != "write_key"]
+
+    def has_rotate_write_key_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("sources.rotate_write_key")
+
     @admin.display(description="Write key")
     def write_key_and_example(self, obj: EventSource) -> str:
         request = getattr(self, "_request", None)
         base_url = (
             request.build_absolute_uri("/").rstrip("/") if request else "http://localhost:8000"
         )
+        shown = copy.copy(obj)
+        shown.write_key = write_key_for(getattr(request, "user", None), obj.write_key)
+        note = (
+            ""
+            if shown.write_key == obj.write_key
+            else format_html("<p>{}</p>", "Masked: shown to users who may change the source.")
+        )
         return format_html(
-            '<code style="font-size:1.1em">{}</code>'
+            '<code style="font-size:1.1em">{}</code>{}'
             '<p>Send a first event:</p><pre style="white-space:pre-wrap">{}</pre>'
             "<p>Track a website: paste this before <code>&lt;/head&gt;</code> on every page "
             "(see docs/tracker.md{}):</p>"
             '<pre style="white-space:pre-wrap">{}</pre>',
-            obj.write_key,
-            curl_example(obj, base_url),
+            shown.write_key,
+            note,
+            curl_example(shown, base_url),
             "; this source requires consent" if obj.requires_consent else "",
-            tracker_snippet(obj, base_url),
+            tracker_snippet(shown, base_url),
         )
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         self._request = request
         return super().change_view(request, object_id, form_url, extra_context)
 
-    @admin.action(description="Rotate the write key (the old key stops working)")
+    @admin.action(
+        description="Rotate the write key (the old key stops working)",
+        permissions=["rotate_write_key"],
+    )
     def rotate_write_key(self, request: HttpRequest, queryset: QuerySet[EventSource]) -> None:
         for source in queryset:
             services.source_rotate_write_key(source=source)
+            self.log_change(request, source, "Rotated the write key.")
         self.message_user(
             request, f"Rotated the write key of {queryset.count()} source(s).", messages.SUCCESS
         )
 
-    @admin.action(description="Enable")
+    @admin.action(description="Enable", permissions=["change"])
     def enable(self, request: HttpRequest, queryset: QuerySet[EventSource]) -> None:
         for source in queryset:
             services.source_set_enabled(source=source, enabled=True)
 
-    @admin.action(description="Disable (their events are refused with 401)")
+    @admin.action(description="Disable (their events are refused with 401)", permissions=["change"])
     def disable(self, request: HttpRequest, queryset: QuerySet[EventSource]) -> None:
         for source in queryset:
             services.source_set_enabled(source=source, enabled=False)

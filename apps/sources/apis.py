@@ -1,12 +1,41 @@
-"""Management API for event sources (read-only; sources are configured in the admin)."""
+"""Management API for event sources (sources are configured in the admin): read them, and
+rotate a write key. The key is in full only for users who may change sources."""
 
+from typing import Any
+
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
 
+from apps.sources import services
 from apps.sources.models import EventSource
+from apps.sources.visibility import MASK_EXAMPLE, write_key_for
+from cdp.audit import AuditMixin
 from cdp.pagination import NewestFirstCursorPagination
+from cdp.permissions import requires
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "example": MASK_EXAMPLE,
+        "description": "In full for users with sources.change_eventsource; masked otherwise.",
+    }
+)
+class WriteKeyField(serializers.Field):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(source="*", read_only=True, **kwargs)
+
+    def to_representation(self, source: EventSource) -> str:
+        request = self.context.get("request")
+        return write_key_for(getattr(request, "user", None), source.write_key)
 
 
 class EventSourceSerializer(serializers.ModelSerializer):
+    write_key = WriteKeyField()
+
     class Meta:
         model = EventSource
         fields = [
@@ -30,8 +59,18 @@ class CreatedCursorPagination(NewestFirstCursorPagination):
     ordering = ("-created_at",)
 
 
-class EventSourceViewSet(viewsets.ReadOnlyModelViewSet):
+class EventSourceViewSet(AuditMixin, viewsets.ReadOnlyModelViewSet):
+    permission_model = EventSource
     serializer_class = EventSourceSerializer
     pagination_class = CreatedCursorPagination
     filterset_fields = ["enabled", "ephemeral", "bridge"]
     queryset = EventSource.objects.all()
+
+    @extend_schema(request=None, responses=EventSourceSerializer)
+    @requires("sources.rotate_write_key")
+    @action(detail=True, methods=["post"], url_path="rotate-write-key")
+    def rotate_write_key(self, request: Request, pk: str | None = None) -> Response:
+        """Give the source a new write key: the old one stops working (within
+        CDP_SOURCE_CACHE_SECONDS in every web process)."""
+        source = services.source_rotate_write_key(source=self.get_object())
+        return Response(self.get_serializer(source).data)

@@ -47,6 +47,7 @@ class EventSource(models.Model):
 
     class Meta:
         ordering = ["name"]
+        permissions = [("rotate_write_key", "Can rotate a source's write key")]
 
     def __str__(self) -> str:
         return self.name

@@ -14,11 +14,20 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from apps.segments.filtering import filter_redacted, filter_references_private
 from apps.sources.models import EventSource
 from apps.workflows import import_export, selectors, services
 from apps.workflows.models import Rule, RunStatus, Workflow, WorkflowRun, WorkflowVersion
+from apps.workflows.privacy import (
+    graph_references_private,
+    run_private_values,
+    trial_result_redacted,
+)
+from cdp.audit import AuditMixin
 from cdp.errors import DomainError
 from cdp.pagination import NewestFirstCursorPagination
+from cdp.permissions import require_perm, requires
+from cdp.privacy import VIEW_PRIVATE_TRAITS, can_see_private, redact_json
 
 # --- serializers --------------------------------------------------------------------------------
 
@@ -44,6 +53,13 @@ class RuleSerializer(serializers.ModelSerializer):
             "created_at",
             "updated_at",
         ]
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        request = self.context.get("request")
+        if data.get("condition") and not can_see_private(getattr(request, "user", None)):
+            data["condition"] = filter_redacted(data["condition"])
+        return data
 
 
 class RuleInputSerializer(serializers.Serializer):
@@ -246,6 +262,15 @@ class RunDetailSerializer(RunSerializer):
     class Meta(RunSerializer.Meta):
         fields = [*RunSerializer.Meta.fields, "variables", "traces"]
 
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        request = self.context.get("request")
+        if not can_see_private(getattr(request, "user", None)):
+            values = run_private_values(instance)
+            for field in ("variables", "traces", "error"):
+                data[field] = redact_json(data[field], values)
+        return data
+
 
 class ActionSerializer(serializers.Serializer):
     name = serializers.CharField()
@@ -267,9 +292,19 @@ STATUS_PARAM = OpenApiParameter(
 )
 
 
-class RuleViewSet(viewsets.GenericViewSet):
+def refuse_private_reads(request: Request, *, condition: Any = None, graph: Any = None) -> None:
+    """403 when a rule's condition or a workflow's graph reads private traits and the user
+    may not see them (running it, or testing it, would show them the values)."""
+    if filter_references_private(condition):
+        require_perm(request.user, VIEW_PRIVATE_TRAITS, "A condition on private traits")
+    if graph is not None and graph_references_private(graph):
+        require_perm(request.user, VIEW_PRIVATE_TRAITS, "A workflow that reads private traits")
+
+
+class RuleViewSet(AuditMixin, viewsets.GenericViewSet):
     """Routing rules: a processed event matching one starts the rule's workflow."""
 
+    permission_model = Rule
     serializer_class = RuleSerializer
     filterset_fields = ["workflow", "enabled", "event_name"]
 
@@ -278,25 +313,29 @@ class RuleViewSet(viewsets.GenericViewSet):
 
     def list(self, request: Request) -> Response:
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-        return self.get_paginated_response(RuleSerializer(page, many=True).data)
+        data = RuleSerializer(page, many=True, context={"request": request}).data
+        return self.get_paginated_response(data)
 
     @extend_schema(request=RuleInputSerializer, responses={201: RuleSerializer})
     def create(self, request: Request) -> Response:
         body = RuleInputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
+        refuse_private_reads(request, condition=body.validated_data.get("condition"))
         rule = services.rule_create(**body.validated_data)
-        return Response(RuleSerializer(rule).data, status=status.HTTP_201_CREATED)
+        data = RuleSerializer(rule, context={"request": request}).data
+        return Response(data, status=status.HTTP_201_CREATED)
 
     def retrieve(self, request: Request, pk: str | None = None) -> Response:
-        return Response(RuleSerializer(self.get_object()).data)
+        return Response(RuleSerializer(self.get_object(), context={"request": request}).data)
 
     @extend_schema(request=RuleInputSerializer, responses=RuleSerializer)
     def partial_update(self, request: Request, pk: str | None = None) -> Response:
         rule = self.get_object()
         body = RuleInputSerializer(data=request.data, partial=True)
         body.is_valid(raise_exception=True)
+        refuse_private_reads(request, condition=body.validated_data.get("condition"))
         rule = services.rule_update(rule=rule, **body.validated_data)
-        return Response(RuleSerializer(rule).data)
+        return Response(RuleSerializer(rule, context={"request": request}).data)
 
     def destroy(self, request: Request, pk: str | None = None) -> Response:
         services.rule_delete(rule=self.get_object())
@@ -307,9 +346,11 @@ class RuleViewSet(viewsets.GenericViewSet):
     list=extend_schema(responses=WorkflowSerializer(many=True)),
     retrieve=extend_schema(responses=WorkflowDetailSerializer),
 )
-class WorkflowViewSet(viewsets.GenericViewSet):
+class WorkflowViewSet(AuditMixin, viewsets.GenericViewSet):
     """Workflows: edits change the draft; runs use the published version."""
 
+    permission_model = Workflow
+    audit_skip_actions = frozenset({"test"})  # rolled back: changes nothing
     serializer_class = WorkflowSerializer
 
     def get_queryset(self):
@@ -328,6 +369,7 @@ class WorkflowViewSet(viewsets.GenericViewSet):
         fault) and nothing is saved when it is invalid."""
         body = WorkflowCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
+        refuse_private_reads(request, graph=body.validated_data.get("graph"))
         workflow = services.workflow_create(**body.validated_data)
         return self._detail(workflow, status.HTTP_201_CREATED)
 
@@ -340,6 +382,7 @@ class WorkflowViewSet(viewsets.GenericViewSet):
         workflow = self.get_object()
         body = WorkflowUpdateSerializer(data=request.data, partial=True)
         body.is_valid(raise_exception=True)
+        refuse_private_reads(request, graph=body.validated_data.get("graph"))
         workflow = services.workflow_update_draft(workflow=workflow, **body.validated_data)
         return self._detail(workflow)
 
@@ -348,6 +391,7 @@ class WorkflowViewSet(viewsets.GenericViewSet):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=None, responses={201: VersionSerializer})
+    @requires("workflows.publish_workflow")
     @action(detail=True, methods=["post"])
     def publish(self, request: Request, pk: str | None = None) -> Response:
         """Publish the draft as the next version (refused, 400, when the draft is invalid)."""
@@ -355,6 +399,7 @@ class WorkflowViewSet(viewsets.GenericViewSet):
         return Response(VersionSerializer(version).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=RestoreSerializer, responses=WorkflowDetailSerializer)
+    @requires("workflows.publish_workflow")
     @action(detail=True, methods=["post"])
     def restore(self, request: Request, pk: str | None = None) -> Response:
         """Publish an earlier version again; the draft becomes a copy of it."""
@@ -374,6 +419,7 @@ class WorkflowViewSet(viewsets.GenericViewSet):
         return self._detail(workflow)
 
     @extend_schema(responses=WorkflowExportSerializer)
+    @requires("workflows.view_workflow")
     @action(detail=True, methods=["get"])
     def export(self, request: Request, pk: str | None = None) -> Response:
         """The workflow as a JSON document that import takes (its draft graph)."""
@@ -383,13 +429,19 @@ class WorkflowViewSet(viewsets.GenericViewSet):
         return response
 
     @extend_schema(request=WorkflowExportSerializer, responses={201: WorkflowDetailSerializer})
+    @requires("workflows.add_workflow")
     @action(detail=False, methods=["post"], url_path="import", url_name="import")
     def import_(self, request: Request) -> Response:
         """Create a workflow from an export (its draft; publish it to run it)."""
-        workflow = import_export.workflow_import(document=request.data)
+        document = request.data
+        refuse_private_reads(
+            request, graph=document.get("graph") if isinstance(document, dict) else None
+        )
+        workflow = import_export.workflow_import(document=document)
         return self._detail(workflow, status.HTTP_201_CREATED)
 
     @extend_schema(request=TestRequestSerializer, responses=TestResultSerializer)
+    @requires("workflows.view_workflow", "workflows.run_workflow_test")
     @action(detail=True, methods=["post"])
     def test(self, request: Request, pk: str | None = None) -> Response:
         """Run the draft for an event and a profile inside a transaction that is rolled back
@@ -397,6 +449,7 @@ class WorkflowViewSet(viewsets.GenericViewSet):
         workflow = self.get_object()
         body = TestRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
+        refuse_private_reads(request, graph=workflow.graph)
         profile = body.validated_data.get("profile") or {}
         result = services.workflow_test_as(
             workflow=workflow,
@@ -404,9 +457,12 @@ class WorkflowViewSet(viewsets.GenericViewSet):
             distinct_id=profile.get("distinct_id"),
             traits=profile.get("traits"),
         )
+        if not can_see_private(request.user):
+            result = trial_result_redacted(result)
         return Response(result)
 
     @extend_schema(parameters=[STATUS_PARAM], responses=RunSerializer(many=True))
+    @requires("workflows.view_workflow", "workflows.view_workflowrun")
     @action(detail=True, methods=["get"], pagination_class=RunCursorPagination)
     def runs(self, request: Request, pk: str | None = None) -> Response:
         """The workflow's runs, newest first."""
@@ -438,6 +494,7 @@ def _status_filtered(runs: QuerySet[WorkflowRun], value: str | None) -> QuerySet
 class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Workflow runs, with their node traces in the detail."""
 
+    permission_model = WorkflowRun
     pagination_class = RunCursorPagination
 
     def get_queryset(self):
@@ -464,6 +521,8 @@ def _int_param(value: str, name: str) -> int:
 
 class ActionViewSet(viewsets.ViewSet):
     """The action registry (built-in and plugin actions)."""
+
+    permission_model = Workflow  # reading the registry is part of reading workflows
 
     @extend_schema(responses=ActionSerializer(many=True))
     def list(self, request: Request) -> Response:

@@ -63,6 +63,10 @@ class Workflow(models.Model):
 
     class Meta:
         ordering = ["name"]
+        permissions = [
+            ("publish_workflow", "Can publish a workflow (and restore a version)"),
+            ("run_workflow_test", "Can run a workflow in test mode"),
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -13,7 +13,9 @@ import re
 from functools import lru_cache
 from typing import Any
 
+from django.conf import settings
 from jinja2 import ChainableUndefined, TemplateError
+from jinja2 import nodes as jinja_nodes
 
 from apps.workflows.actions.base import ActionError
 from apps.workflows.template_limits import (
@@ -103,3 +105,82 @@ def templates_in(value: Any, path: str = "") -> list[tuple[str, str]]:
             for found in templates_in(item, f"{path}[{index}]")
         ]
     return []
+
+
+# --- private traits ---------------------------------------------------------------------------
+
+# What a template may read without reaching private traits: under `profile`, these keys.
+_PUBLIC_PROFILE_KEYS = ("id", "distinct_id", "traits")
+
+
+def _access_path(node: Any) -> tuple[Any, list[Any], bool]:
+    """For `a.b["c"].d`: (the Name node a, ["b", "c", "d"], whether a key was not a constant
+    (then the keys stop before it))."""
+    keys: list[Any] = []
+    dynamic = False
+    while isinstance(node, jinja_nodes.Getattr | jinja_nodes.Getitem):
+        if isinstance(node, jinja_nodes.Getattr):
+            keys.insert(0, node.attr)
+        elif isinstance(node.arg, jinja_nodes.Const):
+            keys.insert(0, node.arg.value)
+        else:
+            keys.clear()  # what follows a computed key is anyone's guess
+            dynamic = True
+        node = node.node
+    return node, keys, dynamic
+
+
+def _reads_private(name: str, keys: list[Any], dynamic: bool) -> bool:
+    if name == "profile":
+        return not keys or keys[0] not in _PUBLIC_PROFILE_KEYS
+    if name == "event":
+        if not keys:
+            return True  # the whole event holds its properties
+        if keys[0] != "properties":
+            return False
+        if len(keys) == 1:
+            return True  # all the properties, $set_private included
+        if keys[1] == "$set_private":
+            return True
+        if keys[1] in ("$set", "$set_once"):
+            return len(keys) == 2 or keys[2] in settings.CDP_PRIVATE_TRAITS
+    return False
+
+
+def _node_reads_private(node: Any) -> bool:
+    if isinstance(node, jinja_nodes.Getattr | jinja_nodes.Getitem):
+        base, keys, dynamic = _access_path(node)
+        if isinstance(base, jinja_nodes.Name) and _reads_private(base.name, keys, dynamic):
+            return True
+        children = [base] if not isinstance(base, jinja_nodes.Name) else []
+        inner: Any = node
+        while isinstance(inner, jinja_nodes.Getattr | jinja_nodes.Getitem):
+            if isinstance(inner, jinja_nodes.Getitem) and not isinstance(
+                inner.arg, jinja_nodes.Const
+            ):
+                children.append(inner.arg)
+            inner = inner.node
+        return any(_node_reads_private(child) for child in children)
+    if isinstance(node, jinja_nodes.Name):
+        return node.ctx == "load" and _reads_private(node.name, [], False)
+    return any(_node_reads_private(child) for child in node.iter_child_nodes())
+
+
+def template_references_private(source: str) -> bool:
+    """Whether a template can read private traits: `profile.private_traits...`, the whole
+    `profile` or `event`, or the private payloads of an identify event
+    (`event.properties["$set_private"]`, private names in `$set`). A template that does not
+    parse reads nothing."""
+    if not is_template(source):
+        return False
+    try:
+        tree = _ENV.parse(source)
+    except TemplateError:
+        return False
+    return _node_reads_private(tree)
+
+
+def path_references_private(dotted: str) -> bool:
+    """The same question for a dotted path (copy_property's `from`: event.properties.x)."""
+    name, *keys = dotted.split(".")
+    return _reads_private(name, keys, False)

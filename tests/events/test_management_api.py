@@ -9,12 +9,12 @@ from django.conf import settings
 from django.contrib.staticfiles import finders
 from django.db import connection
 from django.test import Client
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from apps.events.models import Event
 from apps.sources import services as source_services
 from tests.clients import TrackingClient
+from tests.users import client_with_perms
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -81,9 +81,7 @@ def test_a_wrong_token_is_refused(db, path):
 
 @pytest.mark.parametrize("path", ["/api/v1/events", "/api/v1/sessions", "/api/v1/sources"])
 def test_a_non_staff_token_is_forbidden(db, django_user_model, path):
-    user = django_user_model.objects.create_user(username="viewer", password="pw-123456!")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    client = client_with_perms(staff=False)
 
     response = client.get(path)
 
@@ -406,9 +404,7 @@ def test_private_traits_in_identify_events_are_hidden_without_the_permission(
         path="/api/identify",
     )
     assert response.status_code == 200, response.content
-    staff = django_user_model.objects.create_user(username="staff", password="pw", is_staff=True)
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=staff).key}")
+    client = client_with_perms("events.view_event")
 
     [event] = client.get("/api/v1/events", {"event_name": "$identify"}).json()["results"]
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import Permission
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from tests.factories import at, profile_of
+from tests.users import client_with_perms
 
 
 @pytest.fixture
@@ -117,14 +116,9 @@ def test_the_api_needs_a_staff_user(people, django_user_model):
 
 
 def _staff_client(django_user_model, *perms):
-    user = django_user_model.objects.create_user(
-        username=f"staff-{len(perms)}", password="pw-123456!", is_staff=True
+    return client_with_perms(
+        "profiles.view_profile", "events.view_event", *(f"profiles.{p}" for p in perms)
     )
-    for codename in perms:
-        user.user_permissions.add(Permission.objects.get(codename=codename))
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
-    return client
 
 
 def test_private_traits_only_with_the_permission(send, api_client, django_user_model):

@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 from apps.sources.models import EventSource
 from apps.workflows.models import Rule, WorkflowRun
 from tests.factories import chain, node, published, route, track
+from tests.users import client_with_perms
 
 pytestmark = pytest.mark.django_db
 
@@ -211,11 +212,7 @@ def test_every_endpoint_needs_a_token(method: str, url: str) -> None:
 
 @pytest.mark.parametrize(("method", "url"), ENDPOINTS[:3])
 def test_a_non_staff_token_is_refused(method: str, url: str, django_user_model: Any) -> None:
-    from rest_framework.authtoken.models import Token
-
-    user = django_user_model.objects.create_user(username="viewer", password="pw-123456!")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    client = client_with_perms(staff=False)
 
     assert getattr(client, method)(url, {}, format="json").status_code == 403
 

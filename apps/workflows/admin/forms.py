@@ -14,6 +14,7 @@ from apps.segments.filtering import FilterError, parse_filter
 from apps.workflows.admin.rendering import error_text
 from apps.workflows.graph import graph_errors
 from apps.workflows.models import Rule, Workflow, empty_graph
+from apps.workflows.privacy import private_read_error
 
 MAX_IMPORT_BYTES = 2 * 1024 * 1024
 MONOSPACE = "font-family:monospace"
@@ -68,10 +69,14 @@ class RuleAdminForm(forms.ModelForm):
         if condition in (None, {}, ""):
             return None
         try:
-            return parse_filter(condition, scope="event").tree
+            tree = parse_filter(condition, scope="event").tree
         except FilterError as exc:
             where = f"{exc.leaf}: " if exc.leaf else ""
             raise ValidationError(f"{where}{exc.reason}") from None
+        refused = private_read_error(getattr(self, "user", None), condition=tree)
+        if refused:
+            raise ValidationError(refused)
+        return tree
 
 
 class WorkflowAdminForm(forms.ModelForm):
@@ -96,6 +101,9 @@ class WorkflowAdminForm(forms.ModelForm):
         self.graph_errors = graph_errors(graph)
         if self.graph_errors:
             raise ValidationError([error_text(e) for e in self.graph_errors])
+        refused = private_read_error(getattr(self, "user", None), graph=graph)
+        if refused:
+            raise ValidationError(refused)
         return graph
 
 

@@ -31,6 +31,11 @@ class RuleAdmin(admin.ModelAdmin):
     search_fields = ["name", "event_name"]
     actions = ["enable", "disable"]
 
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        form.user = request.user  # type: ignore[attr-defined]  # a class made for this request
+        return form
+
     @admin.display(description="Event", ordering="event_name")
     def event(self, rule: Rule) -> str:
         return rule.event_name or "any"
@@ -68,12 +73,12 @@ class RuleAdmin(admin.ModelAdmin):
         for rule in queryset:
             services.rule_delete(rule=rule)
 
-    @admin.action(description="Enable the selected rules")
+    @admin.action(description="Enable the selected rules", permissions=["change"])
     def enable(self, request: HttpRequest, queryset: QuerySet[Rule]) -> None:
         for rule in queryset:
             services.rule_update(rule=rule, enabled=True)
 
-    @admin.action(description="Disable the selected rules")
+    @admin.action(description="Disable the selected rules", permissions=["change"])
     def disable(self, request: HttpRequest, queryset: QuerySet[Rule]) -> None:
         for rule in queryset:
             services.rule_update(rule=rule, enabled=False)

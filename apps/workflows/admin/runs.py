@@ -6,12 +6,14 @@ from typing import Any
 
 from django.contrib import admin
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
 from apps.workflows.admin.rendering import picture, pre
 from apps.workflows.models import NodeTrace, WorkflowRun
+from apps.workflows.privacy import run_private_values
+from cdp.privacy import can_see_private, redacting, shown
 
 TRACES_SHOWN = 300
 
@@ -74,11 +76,11 @@ class NodeTraceInline(admin.TabularInline):
 
     @admin.display(description="Input")
     def input_shown(self, trace: NodeTrace) -> str:
-        return pre(trace.input)
+        return pre(shown(trace.input))
 
     @admin.display(description="Output")
     def output_shown(self, trace: NodeTrace) -> str:
-        return pre(trace.output)
+        return pre(shown(trace.output))
 
 
 @admin.register(WorkflowRun)
@@ -111,6 +113,24 @@ class WorkflowRunAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        """Without the private-traits permission, the run's traces, variables and state are
+        shown redacted (the page is rendered here, inside the redaction)."""
+        if can_see_private(request.user):
+            return super().change_view(request, object_id, form_url, extra_context)
+        run = WorkflowRun.objects.filter(pk=object_id).first() if object_id.isdigit() else None
+        with redacting(run_private_values(run) if run is not None else ()):
+            response = super().change_view(request, object_id, form_url, extra_context)
+            if hasattr(response, "render"):
+                response.render()
+        return response
 
     def get_formset_kwargs(
         self, request: HttpRequest, obj: Any, inline: Any, prefix: str
@@ -154,8 +174,8 @@ class WorkflowRunAdmin(admin.ModelAdmin):
 
     @admin.display(description="Variables")
     def variables_shown(self, run: WorkflowRun) -> str:
-        return pre(run.variables or None)
+        return pre(shown(run.variables or None))
 
     @admin.display(description="State (while waiting)")
     def state_shown(self, run: WorkflowRun) -> str:
-        return pre(run.state or None)
+        return pre(shown(run.state or None))

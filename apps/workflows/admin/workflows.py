@@ -21,7 +21,9 @@ from apps.workflows.admin.forms import ImportForm, TestForm, WorkflowAdminForm
 from apps.workflows.admin.rendering import error_text, picture, pretty, versions_html
 from apps.workflows.graph import graph_errors
 from apps.workflows.models import Workflow
+from apps.workflows.privacy import graph_references_private, trial_result_redacted
 from cdp.errors import DomainError
+from cdp.privacy import VIEW_PRIVATE_TRAITS, can_see_private
 
 BUILTIN_MODULE = "apps.workflows.actions"
 
@@ -35,6 +37,14 @@ class WorkflowAdmin(admin.ModelAdmin):
     actions = ["publish_selected"]
     change_form_template = "admin/workflows/workflow/change_form.html"
     change_list_template = "admin/workflows/workflow/change_list.html"
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        form.user = request.user  # type: ignore[attr-defined]  # a class made for this request
+        return form
+
+    def has_publish_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("workflows.publish_workflow")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Workflow]:
         return (
@@ -144,7 +154,9 @@ class WorkflowAdmin(admin.ModelAdmin):
         for workflow in queryset:
             services.workflow_delete(workflow=workflow)
 
-    @admin.action(description="Publish the drafts of the selected workflows")
+    @admin.action(
+        description="Publish the drafts of the selected workflows", permissions=["publish"]
+    )
     def publish_selected(self, request: HttpRequest, queryset: QuerySet[Workflow]) -> None:
         for workflow in queryset:
             self._publish(request, workflow)
@@ -215,7 +227,9 @@ class WorkflowAdmin(admin.ModelAdmin):
 
     def publish_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         """Confirm, then publish the draft as the next version."""
-        workflow = self._workflow(request, object_id, change=True)
+        workflow = self._workflow(request, object_id, change=False)
+        if not self.has_publish_permission(request):
+            raise PermissionDenied
         if request.method == "POST" and self._publish(request, workflow):
             return HttpResponseRedirect(self._change_url(workflow))
         errors = graph_errors(workflow.graph)
@@ -236,7 +250,9 @@ class WorkflowAdmin(admin.ModelAdmin):
 
     def restore_view(self, request: HttpRequest, object_id: int, number: int) -> HttpResponse:
         """Confirm, then publish an earlier version again (the draft becomes a copy of it)."""
-        workflow = self._workflow(request, object_id, change=True)
+        workflow = self._workflow(request, object_id, change=False)
+        if not self.has_publish_permission(request):
+            raise PermissionDenied
         version = get_object_or_404(selectors.workflow_versions(workflow), number=number)
         lost = self.draft_state(workflow) == "unpublished changes"
         if request.method == "POST":
@@ -302,12 +318,19 @@ class WorkflowAdmin(admin.ModelAdmin):
 
     def test_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         """Run the draft for an event as a person, rolled back, and show the trace."""
-        workflow = self._workflow(request, object_id, change=True)
+        workflow = self._workflow(request, object_id, change=False)
+        if not request.user.has_perm("workflows.run_workflow_test"):
+            raise PermissionDenied
         result = None
         error = None
+        see_private = can_see_private(request.user)
         if request.method == "POST":
             form = TestForm(request.POST)
-            if form.is_valid():
+            if not see_private and graph_references_private(workflow.graph):
+                error = (
+                    f"This workflow reads private traits: testing it needs {VIEW_PRIVATE_TRAITS}"
+                )
+            elif form.is_valid():
                 try:
                     result = services.workflow_test_as(
                         workflow=workflow,
@@ -322,6 +345,8 @@ class WorkflowAdmin(admin.ModelAdmin):
                         if problems
                         else (f"{exc.field}: {exc.message}" if exc.field else exc.message)
                     )
+                if result is not None and not see_private:
+                    result = trial_result_redacted(result)
         else:
             form = TestForm()
         return self._page(

@@ -1,0 +1,272 @@
+"""Every route of the URLconf, each method, against a table of roles: a new endpoint cannot be
+forgotten (a route missing from ROUTES fails with a message saying to add it).
+
+ROUTES says what each method of a route needs: a set of Django permissions (the caller must
+hold all of them), PUBLIC (no login: tracking endpoints authenticate with a write key, health
+checks, the API schema) or ADMIN (the Django admin site, which checks model permissions
+itself). ROLES are users holding sets of permissions; append roles (e.g. the insights app's
+Viewer, Marketer, Admin groups) and every route is checked for them too.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from rest_framework.test import APIClient
+from rest_framework.views import APIView
+
+from cdp.audit import AuditMixin
+from tests.users import all_view_permissions, token_client, user_with_perms
+
+PUBLIC = "public"
+ADMIN = "admin"
+
+
+def perms(*names: str) -> frozenset[str]:
+    return frozenset(names)
+
+
+# Tracking endpoints: write-key authentication (tests/events, tests/profiles cover it).
+TRACKING = (
+    "track",
+    "segment-track",
+    "segment-identify",
+    "segment-page",
+    "segment-screen",
+    "segment-group",
+    "segment-alias",
+    "segment-batch",
+    "segment-import",
+    "tracardi-track",
+    "identify",
+    "alias",
+    "people",
+    "groups",
+    "group-properties",
+)
+
+# route name -> {METHOD: what it needs}
+ROUTES: dict[str, dict[str, Any] | str] = {
+    **dict.fromkeys(TRACKING, PUBLIC),
+    "healthz": PUBLIC,
+    "readyz": PUBLIC,
+    "schema": PUBLIC,  # the API's description, no data (write keys in examples are masked)
+    "api-docs": PUBLIC,
+    "admin": ADMIN,
+    # The management API.
+    "event-list": {"GET": perms("events.view_event")},
+    "event-detail": {"GET": perms("events.view_event")},
+    "session-list": {"GET": perms("events.view_session")},
+    "session-detail": {"GET": perms("events.view_session")},
+    "source-list": {"GET": perms("sources.view_eventsource")},
+    "source-detail": {"GET": perms("sources.view_eventsource")},
+    "source-rotate-write-key": {"POST": perms("sources.rotate_write_key")},
+    "profile-list": {"GET": perms("profiles.view_profile")},
+    "profile-detail": {"GET": perms("profiles.view_profile")},
+    "profile-events": {"GET": perms("profiles.view_profile", "events.view_event")},
+    "profile-merge": {"POST": perms("profiles.change_profile")},
+    "profile-unmerge": {"POST": perms("profiles.change_profile")},
+    "group-list": {"GET": perms("profiles.view_group")},
+    "group-detail": {"GET": perms("profiles.view_group")},
+    "group-members": {"GET": perms("profiles.view_group", "profiles.view_profile")},
+    "segment-list": {
+        "GET": perms("segments.view_segment"),
+        "POST": perms("segments.add_segment"),
+    },
+    "segment-preview": {"POST": perms("segments.view_segment", "profiles.view_profile")},
+    "segment-detail": {
+        "GET": perms("segments.view_segment"),
+        "PATCH": perms("segments.change_segment"),
+        "DELETE": perms("segments.delete_segment"),
+    },
+    "segment-members": {
+        "GET": perms("segments.view_segment", "profiles.view_profile"),
+        "POST": perms("segments.change_segment"),
+        "DELETE": perms("segments.change_segment"),
+    },
+    "rule-list": {"GET": perms("workflows.view_rule"), "POST": perms("workflows.add_rule")},
+    "rule-detail": {
+        "GET": perms("workflows.view_rule"),
+        "PATCH": perms("workflows.change_rule"),
+        "DELETE": perms("workflows.delete_rule"),
+    },
+    "workflow-list": {
+        "GET": perms("workflows.view_workflow"),
+        "POST": perms("workflows.add_workflow"),
+    },
+    "workflow-import": {"POST": perms("workflows.add_workflow")},
+    "workflow-detail": {
+        "GET": perms("workflows.view_workflow"),
+        "PATCH": perms("workflows.change_workflow"),
+        "DELETE": perms("workflows.delete_workflow"),
+    },
+    "workflow-export": {"GET": perms("workflows.view_workflow")},
+    "workflow-publish": {"POST": perms("workflows.publish_workflow")},
+    "workflow-restore": {"POST": perms("workflows.publish_workflow")},
+    "workflow-runs": {"GET": perms("workflows.view_workflow", "workflows.view_workflowrun")},
+    "workflow-test": {"POST": perms("workflows.view_workflow", "workflows.run_workflow_test")},
+    "run-list": {"GET": perms("workflows.view_workflowrun")},
+    "run-detail": {"GET": perms("workflows.view_workflowrun")},
+    "action-list": {"GET": perms("workflows.view_workflow")},
+}
+
+
+@dataclass(frozen=True)
+class Role:
+    """A kind of caller: None for anonymous, else the permissions its user holds."""
+
+    name: str
+    permissions: Callable[[], list[str]] | None
+
+
+def _all_permissions() -> list[str]:
+    return [
+        f"{app_label}.{codename}"
+        for app_label, codename in Permission.objects.values_list(
+            "content_type__app_label", "codename"
+        )
+    ]
+
+
+ROLES: list[Role] = [
+    Role("anonymous", None),
+    Role("staff without permissions", list),
+    Role("view-only", all_view_permissions),
+    Role("full", _all_permissions),
+]
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    pattern: str
+    callback: Any
+
+
+def _walk(resolver: URLResolver, prefix: str = "", namespace: str = "") -> Iterator[Route]:
+    for entry in resolver.url_patterns:
+        if isinstance(entry, URLResolver):
+            if entry.namespace == "admin":
+                yield Route("admin", prefix + str(entry.pattern), None)
+                continue
+            inner = f"{namespace}{entry.namespace}:" if entry.namespace else namespace
+            yield from _walk(entry, prefix + str(entry.pattern), inner)
+        elif isinstance(entry, URLPattern):
+            name = f"{namespace}{entry.name or ''}"
+            yield Route(name, prefix + str(entry.pattern), entry.callback)
+
+
+def all_routes() -> list[Route]:
+    return list(_walk(get_resolver()))
+
+
+def methods_of(callback: Any) -> list[str]:
+    actions = getattr(callback, "actions", None)
+    if actions:  # a DRF viewset route: {"get": "list", ...}
+        return sorted(method.upper() for method in actions if method not in ("head", "options"))
+    view_class = getattr(callback, "view_class", None) or getattr(callback, "cls", None)
+    if view_class is not None:
+        return sorted(
+            m.upper()
+            for m in view_class.http_method_names
+            if hasattr(view_class, m) and m not in ("options", "head")
+        )
+    return ["GET"]
+
+
+def test_every_route_is_in_the_table() -> None:
+    missing = []
+    for route in all_routes():
+        if route.name not in ROUTES:
+            missing.append(f"{route.name or '(no name)'} ({route.pattern})")
+    assert not missing, (
+        "Routes missing from tests/test_route_permissions.py ROUTES (add each, with the "
+        f"permission every method needs, or PUBLIC with a reason): {missing}"
+    )
+
+
+def test_every_method_of_a_route_is_in_the_table() -> None:
+    problems = []
+    for route in all_routes():
+        needs = ROUTES.get(route.name)
+        if not isinstance(needs, dict):
+            continue
+        methods = methods_of(route.callback)
+        if sorted(needs) != methods:
+            problems.append(f"{route.name}: the table has {sorted(needs)}, the route {methods}")
+    assert not problems, problems
+
+
+def test_every_api_view_that_writes_records_its_changes() -> None:
+    unaudited = set()
+    for route in all_routes():
+        view_class = getattr(route.callback, "cls", None)
+        if not (view_class and issubclass(view_class, APIView)):
+            continue
+        needs = ROUTES.get(route.name)
+        writes = isinstance(needs, dict) and set(needs) - {"GET"}
+        if writes and not issubclass(view_class, AuditMixin):
+            unaudited.add(view_class.__name__)
+    assert not unaudited, f"API views that write without cdp.audit.AuditMixin: {unaudited}"
+
+
+def _cases() -> Iterator[Any]:
+    for name, needs in sorted(ROUTES.items()):
+        if not isinstance(needs, dict):
+            continue
+        for method, needed in sorted(needs.items()):
+            yield pytest.param(name, method, needed, id=f"{name}-{method}")
+
+
+def _url(name: str) -> str:
+    route = next(r for r in all_routes() if r.name == name)
+    kwargs = dict.fromkeys(re.findall(r"\(\?P<(\w+)>", route.pattern), "999999")
+    return reverse(name, kwargs=kwargs or None)
+
+
+@pytest.fixture
+def clients(db: None) -> dict[str, tuple[APIClient, frozenset[str] | None]]:
+    out: dict[str, tuple[APIClient, frozenset[str] | None]] = {}
+    for role in ROLES:
+        if role.permissions is None:
+            out[role.name] = (APIClient(), None)
+        else:
+            held = frozenset(role.permissions())
+            user = user_with_perms(*held)
+            client = token_client(user)  # the API
+            client.force_login(user)  # pages
+            out[role.name] = (client, held)
+    return out
+
+
+@pytest.mark.parametrize(("name", "method", "needed"), list(_cases()))
+def test_each_role_gets_what_its_permissions_allow(
+    clients: dict[str, tuple[APIClient, frozenset[str] | None]],
+    name: str,
+    method: str,
+    needed: frozenset[str],
+) -> None:
+    url = _url(name)
+    for role, (client, held) in clients.items():
+        # Made-up ids: an allowed call answers 404 or 400, never stores anything.
+        response = client.generic(method, url, "{}", content_type="application/json")
+        if held is None:
+            # The API answers 401; a page (Django view) sends to the login page.
+            to_login = response.status_code == 302 and "login" in response.get("Location", "")
+            assert response.status_code == 401 or to_login, (role, name, method, response.content)
+            continue
+        allowed = needed <= held
+        if allowed:
+            assert response.status_code not in (401, 403), (role, name, method, response.content)
+        else:
+            assert response.status_code == 403, (role, name, method, response.content)
+            if response.get("Content-Type", "").startswith("application/json"):
+                error = response.json()["error"]
+                assert error["code"] == "permission_denied"
+                assert any(perm in error["message"] for perm in needed - held), error
