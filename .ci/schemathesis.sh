@@ -17,7 +17,7 @@ $BIN/python manage.py migrate --noinput >/dev/null
 # A superuser's API token, and a source's write key for the tracking endpoint in the schema.
 read -r TOKEN WRITE_KEY < <($BIN/python manage.py shell -c '
 from django.contrib.auth import get_user_model
-from rest_framework.authtoken.models import Token
+from apps.accounts import services as accounts
 from apps.sources import services
 from apps.sources.models import EventSource
 User = get_user_model()
@@ -25,7 +25,7 @@ user = User.objects.filter(username="schemathesis").first() or User.objects.crea
     username="schemathesis", email="", password=None)
 source = EventSource.objects.filter(name="schemathesis").first() or services.source_create(
     name="schemathesis")
-print(Token.objects.get_or_create(user=user)[0].key, source.write_key)
+print(accounts.api_token_create(user=user, name="schemathesis")[1], source.write_key)
 ' | tail -n 1)
 
 $BIN/gunicorn cdp.wsgi -b "127.0.0.1:$PORT" -w 2 --threads 4 --timeout 60 \

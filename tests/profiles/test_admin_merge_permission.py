@@ -9,7 +9,7 @@ import pytest
 from django.test import Client
 
 from apps.profiles.models import ProfileMerge
-from tests.profiles.conftest import profile_of
+from tests.factories import profile_of
 from tests.users import user_with_perms
 
 pytestmark = pytest.mark.django_db

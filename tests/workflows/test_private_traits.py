@@ -12,9 +12,8 @@ from apps.workflows import services
 from apps.workflows.models import Rule, Workflow, WorkflowRun
 from apps.workflows.privacy import graph_references_private
 from apps.workflows.templating import template_references_private
+from tests.factories import chain, node, published, route, track
 from tests.users import client_with_perms, user_with_perms
-
-from .conftest import chain, node, published, route, track
 
 pytestmark = pytest.mark.django_db
 EMAIL = "ann.secret@example.com"
