@@ -22,7 +22,7 @@ tracking_urlpatterns = [
     path("track", views.tracardi_track, name="tracardi-track"),
     path("beacon/v1/batch", views.rudderstack_beacon_batch, name="rudderstack-beacon-batch"),
     path("sourceConfig", views.rudderstack_source_config, name="rudderstack-source-config"),
-    path("sourceConfig/", views.rudderstack_source_config),
+    path("sourceConfig/", views.rudderstack_source_config, name="rudderstack-source-config-slash"),
 ]
 
 api_urlpatterns = [path("", include(router.urls))]
