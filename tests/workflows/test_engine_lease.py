@@ -32,7 +32,9 @@ def unsent(monkeypatch: Any, settings: Any) -> list[list[int]]:
     lost runs are redispatched (queued ones are not old enough)."""
     sent: list[list[int]] = []
     monkeypatch.setattr(event_services, "events_publish", lambda event_ids: True)
-    monkeypatch.setattr(run_rules, "delay", sent.append)
+    monkeypatch.setattr(
+        run_rules, "apply_async", lambda args, kwargs=None, **options: sent.append(args[0])
+    )
     settings.CDP_REDISPATCH_AFTER_SECONDS = 3600
     settings.CDP_WORKFLOW_RUN_LEASE_SECONDS = 900
     return sent

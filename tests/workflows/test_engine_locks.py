@@ -81,7 +81,9 @@ def test_a_runs_merge_by_waits_for_the_processing_of_the_same_person(
     route(published(graph), "lead")
     track(tracker, "lead", "device-b", email="ann@example.com")  # runs: b owns the email
     assert WorkflowRun.objects.get().status == RunStatus.SUCCEEDED
-    monkeypatch.setattr(run_rules, "delay", lambda run_ids: None)  # not sent: stays queued
+    monkeypatch.setattr(
+        run_rules, "apply_async", lambda args, kwargs=None, **options: None
+    )  # not sent: stays queued
     track(tracker, "lead", "device-a", email="ann@example.com")  # its run stays queued
     run = WorkflowRun.objects.get(distinct_id="device-a")
     assert run.status == RunStatus.QUEUED

@@ -130,7 +130,9 @@ def unsent(monkeypatch: Any) -> list[list[int]]:
     and the run tasks processing queues are collected instead of sent."""
     sent: list[list[int]] = []
     monkeypatch.setattr(event_services, "events_publish", lambda event_ids: True)
-    monkeypatch.setattr(run_rules, "delay", sent.append)
+    monkeypatch.setattr(
+        run_rules, "apply_async", lambda args, kwargs=None, **options: sent.append(args[0])
+    )
     return sent
 
 

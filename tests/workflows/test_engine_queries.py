@@ -56,7 +56,9 @@ def queued(monkeypatch: Any) -> list[list[int]]:
     """Processing is run by the test, and the run tasks it queues are collected, not run."""
     sent: list[list[int]] = []
     monkeypatch.setattr(event_services, "events_publish", lambda event_ids: True)
-    monkeypatch.setattr(run_rules, "delay", sent.append)
+    monkeypatch.setattr(
+        run_rules, "apply_async", lambda args, kwargs=None, **options: sent.append(args[0])
+    )
     return sent
 
 

@@ -22,6 +22,7 @@ from apps.workflows.matching import event_depth, rules_table
 from apps.workflows.models import RunStatus, WorkflowRun
 from apps.workflows.services.runs import runs_resume_due
 from apps.workflows.services.storage import runs_insert
+from cdp.tasks import enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -78,29 +79,25 @@ def rules_dispatch(
             )
     ids = runs_insert(runs)
     if ids:
-        transaction.on_commit(partial(_send_runs, ids))
+        transaction.on_commit(partial(runs_send, ids))
     return len(ids)
 
 
-def _send_runs(run_ids: list[int]) -> bool:
-    """Queue the runs. A broker failure is logged, not raised: the runs are committed, queued,
-    and runs_redispatch_queued (beat) will queue them again."""
-    from apps.workflows.tasks import run_rules
+RUN_RULES_TASK = "apps.workflows.tasks.run_rules"
 
-    size = settings.CDP_WORKFLOW_DISPATCH_CHUNK
-    try:
-        for start in range(0, len(run_ids), size):
-            run_rules.delay(run_ids[start : start + size])
-    except Exception as exc:  # kombu/redis raise many kinds; all mean "not queued"
-        if run_rules.app.conf.task_always_eager:
-            raise  # in-process: that was the run failing, not the broker
-        logger.error(
-            "Could not queue %d workflow runs (%s); they stay queued for the redispatcher",
-            len(run_ids),
-            exc,
-        )
-        return False
-    return True
+
+def runs_send(run_ids: list[int]) -> bool:
+    """Queue the runs, CDP_WORKFLOW_DISPATCH_CHUNK per task. A broker failure is logged, not
+    raised: the runs are committed, queued, and runs_redispatch_queued (beat) will queue them
+    again. In-process, a failure is the run failing and is raised."""
+    return enqueue(
+        RUN_RULES_TASK,
+        [run_ids],
+        description=f"{len(run_ids)} workflow runs; they stay queued for the redispatcher",
+        chunk=settings.CDP_WORKFLOW_DISPATCH_CHUNK,
+        log_level=logging.ERROR,
+        eager_reraise=True,
+    )
 
 
 # A run whose worker was lost this many times is failed instead of being given back again.
@@ -185,7 +182,7 @@ def runs_redispatch_queued(*, older_than: timedelta | None = None, limit: int = 
         .values_list("id", flat=True)[:limit]
     )
     ids = sorted({*ids, *recovered})
-    if ids and _send_runs(ids):
+    if ids and runs_send(ids):
         logger.info("Re-dispatched %d queued workflow runs", len(ids))
         return len(ids)
     return 0

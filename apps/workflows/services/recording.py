@@ -24,7 +24,9 @@ from apps.workflows.services.storage import (
     runs_update,
     traces_insert,
 )
+from cdp.celery import app as celery_app
 from cdp.errors import DomainError
+from cdp.tasks import enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -168,19 +170,25 @@ def runs_record(done: list[ExecutedRun], dropped: Sequence[int] = ()) -> None:
 
 def resume_schedule(run: WorkflowRun) -> None:
     assert run.resume_at is not None
-    transaction.on_commit(partial(_send_resume, run.pk, run.resume_at))
+    transaction.on_commit(partial(run_resume_send, run.pk, run.resume_at))
 
 
-def _send_resume(run_id: int, due: datetime) -> None:
-    from apps.workflows.tasks import resume_run
+RESUME_RUN_TASK = "apps.workflows.tasks.resume_run"
 
-    if resume_run.app.conf.task_always_eager:
+
+def run_resume_send(run_id: int, due: datetime) -> None:
+    """Schedule the run's resumption at `due`. A failure is logged: the run stays waiting
+    (resume_at) and runs_resume_due (beat) picks it up once it is due."""
+    if celery_app.conf.task_always_eager:
         # An in-process apply_async(eta=...) would run at once, skipping the wait: the run
         # stays waiting (resume_at) until runs_resume_due picks it up once it is due (after
         # processing commits in the embedded default, or the beat task).
         logger.info("Run %s waits until %s (tasks run in-process: not scheduled)", run_id, due)
         return
-    try:
-        resume_run.apply_async((run_id,), eta=due)
-    except Exception as exc:  # the run stays waiting; runs_resume_due picks it up
-        logger.error("Could not schedule the resumption of run %s: %s", run_id, exc)
+    enqueue(
+        RESUME_RUN_TASK,
+        [run_id],
+        description=f"the resumption of run {run_id}; runs_resume_due picks it up",
+        eta=due,
+        log_level=logging.ERROR,
+    )

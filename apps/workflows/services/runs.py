@@ -29,10 +29,10 @@ from apps.workflows.services.inputs import (
 )
 from apps.workflows.services.recording import (
     ExecutedRun,
-    _send_resume,
     people_touched,
     resume_schedule,
     run_apply,
+    run_resume_send,
     runs_record,
 )
 from apps.workflows.services.storage import (
@@ -155,7 +155,7 @@ def run_resume(*, run_id: int) -> WorkflowRun | None:
     due = [p for p in pending if datetime.fromisoformat(p["due"]) <= now]
     later = [p for p in pending if p not in due]
     if not due:
-        _send_resume(run.pk, min(datetime.fromisoformat(p["due"]) for p in later))
+        run_resume_send(run.pk, min(datetime.fromisoformat(p["due"]) for p in later))
         return run
     # The run keeps its started_at; the claim (its lease) starts now.
     claimed = WorkflowRun.objects.filter(pk=run_id, status=RunStatus.WAITING).update(
