@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "apps.profiles",
     "apps.segments",
     "apps.workflows",
+    "apps.insights",
 ]
 
 MIDDLEWARE = [
