@@ -3,12 +3,14 @@
 import logging
 
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from apps.events import urls as event_urls
+from apps.insights import page_urls as insights_page_urls
 from apps.profiles import urls as profile_urls
 from apps.segments import urls as segment_urls
 from apps.sources import urls as source_urls
@@ -47,4 +49,14 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
+    # The marketer's dashboard: login/logout, then its pages from the root (/ is its home).
+    path(
+        "login/",
+        auth_views.LoginView.as_view(
+            template_name="insights/login.html", redirect_authenticated_user=True
+        ),
+        name="login",
+    ),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("", include(insights_page_urls)),
 ]
