@@ -181,8 +181,8 @@ def segment_sizes(*, limit: int = 10) -> list[Segment]:
 
 def live_events(*, after: int | None = None, limit: int = 30) -> list[Event]:
     """The newest events (or those newer than id `after`), newest first, with the profile each
-    belongs to as `profile_id`."""
-    events = Event.objects.annotate(profile_id=_person()).order_by("-id")
+    belongs to as `profile_id`. Platform events (segment entered...) are left out."""
+    events = activity_events().annotate(profile_id=_person()).order_by("-id")
     if after is not None:
         events = events.filter(id__gt=after)
     return list(events[:limit])

@@ -91,6 +91,7 @@
       el.appendChild(n);
       return;
     }
+    if (spec.height) { el.style.height = spec.height + "px"; }
     var chart = echarts.init(el, null, { renderer: el.dataset.renderer || "canvas" });
     chart.setOption((BUILDERS[kind] || cartesian)(spec, kind));
     if (spec.click) {

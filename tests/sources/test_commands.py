@@ -70,8 +70,7 @@ def test_setup_demo_creates_the_admin_and_the_source_once(db, settings):
     second = run("setup_demo", "--base-url", "http://localhost:9000/")
 
     User = get_user_model()
-    admin = User.objects.get()
-    assert admin.username == "admin"
+    admin = User.objects.get(username="admin")
     assert admin.is_superuser
     assert admin.check_password("admin")
     source = EventSource.objects.get()
@@ -91,7 +90,7 @@ def test_setup_demo_keeps_an_existing_password(db, settings, django_user_model):
 
     run("setup_demo")
 
-    assert django_user_model.objects.get().check_password("s3cret-pass!")
+    assert django_user_model.objects.get(username="admin").check_password("s3cret-pass!")
 
 
 def test_setup_demo_refuses_to_run_in_production(db, settings):

@@ -40,3 +40,15 @@ def pii(value: Any, private: bool) -> Any:
     if isinstance(shown, dict | list):
         return json.dumps(shown, ensure_ascii=False, sort_keys=True)
     return shown
+
+
+@register.filter
+def duration(seconds: Any) -> str:
+    """Seconds as a short duration: 45s, 3.2m, 5.1h, 2.4d."""
+    if seconds is None or seconds == "":
+        return "—"
+    value = float(seconds)
+    for limit, unit, size in ((60, "s", 1), (3600, "m", 60), (86400, "h", 3600)):
+        if value < limit:
+            return f"{value / size:.0f}{unit}" if unit == "s" else f"{value / size:.1f}{unit}"
+    return f"{value / 86400:.1f}d"

@@ -114,7 +114,8 @@ def _page(request: HttpRequest, kind: str) -> HttpResponseBase:
     template = kind_page.template
     if request.htmx and not request.htmx.boosted:  # type: ignore[attr-defined]
         template = "insights/partials/insight_result.html"
-    return render(request, template, context)
+    # A query that can't run is shown inline, on a 400 (htmx swaps it in all the same).
+    return render(request, template, context, status=400 if "error" in context else 200)
 
 
 @page("insights.view_savedinsight")

@@ -8,6 +8,7 @@ from typing import Any
 from django.http import QueryDict
 
 from apps.insights.queries import FunnelQuery, funnel_people, run_funnel
+from apps.insights.templatetags.insights_tags import duration
 from apps.insights.views.kinds import (
     InsightPage,
     Table,
@@ -18,19 +19,6 @@ from apps.insights.views.kinds import (
     date_params,
     register,
 )
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    seconds = float(seconds)
-    if seconds < 60:
-        return f"{seconds:.0f}s"
-    if seconds < 3600:
-        return f"{seconds / 60:.1f}m"
-    if seconds < 86400:
-        return f"{seconds / 3600:.1f}h"
-    return f"{seconds / 86400:.1f}d"
 
 
 def _rows(params: QueryDict, names: tuple[str, ...]) -> list[dict[str, str]]:

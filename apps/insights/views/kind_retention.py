@@ -102,6 +102,7 @@ class RetentionPage(InsightPage):
         people = self.people_url(query)
         return {
             "type": "heatmap",
+            "height": max(260, 110 + 24 * len(y)),
             "x": x,
             "y": y,
             "cells": cells,

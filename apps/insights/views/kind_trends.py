@@ -124,11 +124,8 @@ class TrendsPage(InsightPage):
         return TrendsRunner(TrendsQuery.from_dict(query)).run()
 
     def _name(self, line: Any) -> str:
-        name = line.label
-        if line.breakdown_value is not None:
-            value = line.breakdown_value
-            value = "Other" if value == "$other" else (value or "(none)")
-            name = f"{name} · {value}"
+        # The runner's label names the breakdown value already ("page_view - /pricing").
+        name = str(line.label).replace(" - $other", " - Other")
         if line.compare == "previous":
             name = f"{name} (previous period)"
         return name

@@ -5,6 +5,7 @@ stitching, sessions, profiles and segments all run as they do for real traffic."
 from __future__ import annotations
 
 import base64
+import logging
 import random
 import uuid
 from dataclasses import dataclass, field
@@ -137,6 +138,8 @@ class Command(BaseCommand):
             raise CommandError(f"--days must be between 1 and {MAX_DAYS}")
         if "testserver" not in settings.ALLOWED_HOSTS and "*" not in settings.ALLOWED_HOSTS:
             settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
+        # Each processed batch would log a line: keep the progress bar readable.
+        logging.getLogger("celery").setLevel(logging.WARNING)
         rng = random.Random(options["seed"])
         source = EventSource.objects.filter(name=DEMO_SOURCE).first() or (
             source_services.source_create(name=DEMO_SOURCE)
