@@ -3,9 +3,11 @@ users in each role (the groups the insights migration creates)."""
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import pytest
+from django.apps import apps as django_apps
 from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.test import Client, TestCase
@@ -15,6 +17,23 @@ from django.test import Client, TestCase
 def _fast_passwords(settings: Any) -> None:
     """Users are made per test: a cheap hasher keeps that from dominating the run."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def roles_ensure() -> None:
+    """The roles as the insights migration makes them; tests that flush the database (live
+    servers, workers) remove migration data, so later tests make them again the same way."""
+    if not Group.objects.filter(name="Marketer").exists():
+        migration = importlib.import_module("apps.insights.migrations.0001_initial")
+        migration.create_roles(django_apps, None)
+
+
+@pytest.fixture(autouse=True)
+def _roles(request: pytest.FixtureRequest) -> None:
+    for name in ("transactional_db", "db"):
+        if name in request.fixturenames:
+            request.getfixturevalue(name)
+            roles_ensure()
+            return
 
 
 @pytest.fixture
