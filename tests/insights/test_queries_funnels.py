@@ -9,12 +9,11 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.db import transaction
 from hypothesis import given
 from hypothesis import strategies as st
 
 from apps.insights.queries import FunnelQuery, QueryError, funnel_people, run_funnel
-from tests.insights.test_queries_world import BASE, Row, World, rows, store
+from tests.insights.test_queries_world import BASE, Row, World, rolled_back, rows, store
 
 STEP_NAMES = ["signup", "view", "buy"]
 
@@ -129,7 +128,7 @@ def _api_query(query: dict[str, Any]) -> dict[str, Any]:
 @given(data=rows(max_size=25), spec=query_strategy)
 def test_funnel_matches_the_reference(data: list[Row], spec: dict[str, Any]) -> None:
     query, start, end = _query(spec)
-    with transaction.atomic():
+    with rolled_back():
         world = World(rows=data)
         store(world)
         parsed = FunnelQuery.from_dict(_api_query(query))
@@ -149,7 +148,6 @@ def test_funnel_matches_the_reference(data: list[Row], spec: dict[str, Any]) -> 
             if k:
                 dropped = funnel_people(parsed, step=k, status="dropped", limit=1000)
                 assert dropped == sorted(p for p, b in best.items() if b[0] == k)
-        transaction.set_rollback(True)
 
 
 def _close(got: float | None, want: float | None) -> bool:
@@ -172,7 +170,7 @@ def test_funnel_breakdown_is_first_touch(data: list[Row]) -> None:
         }
     )
     query["breakdown"] = {"type": "event", "key": "plan"}
-    with transaction.atomic():
+    with rolled_back():
         world = World(rows=data)
         store(world)
         result = run_funnel(FunnelQuery.from_dict(query), use_cache=False)
@@ -190,7 +188,6 @@ def test_funnel_breakdown_is_first_touch(data: list[Row]) -> None:
         got = {b.breakdown_value: [s.count for s in b.steps] for b in result.breakdowns}
         assert got == want
         assert [s.count for s in result.overall.steps] == expected["counts"]
-        transaction.set_rollback(True)
 
 
 @pytest.mark.django_db

@@ -4,10 +4,13 @@ plain-Python view of them the reference implementations read. No tests here."""
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.db import transaction
 from hypothesis import strategies as st
 
 from apps.events.models import Event
@@ -105,3 +108,13 @@ def store(world: World) -> None:
         row.id = event.pk
     if world.rows and not world.rows[0].id:
         raise AssertionError("bulk_create did not return ids")
+
+
+@contextmanager
+def rolled_back() -> Iterator[None]:
+    """One hypothesis example's rows, undone afterwards whatever happens."""
+    with transaction.atomic():
+        try:
+            yield
+        finally:
+            transaction.set_rollback(True)

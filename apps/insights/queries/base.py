@@ -263,6 +263,7 @@ def read_date_range(
 
 # --- Runners --------------------------------------------------------------------------------------
 
+
 class _Query(Protocol):
     def as_dict(self) -> dict[str, Any]: ...
 

@@ -151,8 +151,11 @@ class RetentionRunner(QueryRunner[RetentionQuery, RetentionResult]):
         cohorts = query.cohort_periods
         # Returns can only count in periods after the cohort's, up to `periods` - 1 later.
         return_end = period_start(cohorts[-1] + query.periods, query.period, rng.tz)
-        # First-time cohorts need the person's first start event ever.
-        start_from = None if query.kind == "first_time" else rng.start
+        # Cohorts are whole periods. First-time cohorts need the person's first start event
+        # ever; recurring ones the start events of the cohort periods.
+        cohort_start = period_start(cohorts[0], query.period, rng.tz)
+        start_end = period_start(cohorts[-1] + 1, query.period, rng.tz)
+        start_from = None if query.kind == "first_time" else cohort_start
         same = query.start == query.returning
         parts: list[tuple[str, list[Any]]] = []
         if same:
@@ -170,7 +173,7 @@ class RetentionRunner(QueryRunner[RetentionQuery, RetentionResult]):
                 using=self.using,
                 names=[query.start.event],
                 start=start_from,
-                end=rng.end,
+                end=start_end,
                 filters=[query.start.filter, query.filter],
             )
             sql, params = select_sql(qs, "distinct_id", "timestamp")
@@ -178,7 +181,7 @@ class RetentionRunner(QueryRunner[RetentionQuery, RetentionResult]):
             qs = events_queryset(
                 using=self.using,
                 names=[query.returning.event],
-                start=rng.start,
+                start=cohort_start,
                 end=return_end,
                 filters=[query.returning.filter, query.filter],
             )
