@@ -11,6 +11,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from apps.events import urls as event_urls
 from apps.insights import page_urls as insights_page_urls
+from apps.insights import urls as insight_urls
 from apps.profiles import urls as profile_urls
 from apps.segments import urls as segment_urls
 from apps.sources import urls as source_urls
@@ -44,6 +45,7 @@ urlpatterns = [
     path("api/v1/", include(profile_urls.api_urlpatterns)),
     path("api/v1/", include(segment_urls.api_urlpatterns)),
     path("api/v1/", include(workflow_urls.api_urlpatterns)),
+    path("api/v1/", include(insight_urls.api_urlpatterns)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("admin/", admin.site.urls),
