@@ -29,6 +29,79 @@ DECLARE
     n_start integer[]; n_reached integer[]; n_spoiled boolean[]; n_times bigint[];
     result bigint[];
 BEGIN
+    IF prune THEN
+        -- Without exclusions only the latest-started chain at each step has a future (same
+        -- events ahead, a later window end): one slot per step, no list of chains.
+        c_start := array_fill(NULL::integer, ARRAY[n]);
+        c_times := array_fill(NULL::bigint, ARRAY[n * n]);
+        FOR i IN 1 .. coalesce(array_length(masks, 1), 0) LOOP
+            m := masks[i];
+            t := ts[i];
+            FOR k IN REVERSE n - 1 .. 1 LOOP
+                CONTINUE WHEN c_start[k] IS NULL;
+                finish := false;
+                IF t - c_times[(k - 1) * n + 1] > window_us THEN
+                    finish := true;
+                ELSIF (m >> k) & 1 = 1 THEN
+                    c_times[(k - 1) * n + k + 1] := t;
+                    IF k + 1 = n THEN
+                        r := n;
+                        finish := true;
+                    ELSE
+                        IF c_start[k + 1] IS NOT NULL AND c_start[k + 1] > c_start[k] THEN
+                            -- The chain already there started later: it stays, this one ends.
+                            r := k + 1;
+                            finish := true;
+                        ELSE
+                            IF c_start[k + 1] IS NOT NULL AND (k + 1 > best_reached
+                                    OR (k + 1 = best_reached AND c_start[k + 1] > best_start))
+                            THEN
+                                best_reached := k + 1;
+                                best_start := c_start[k + 1];
+                                best_times := c_times[k * n + 1 : k * n + k + 1];
+                            END IF;
+                            c_start[k + 1] := c_start[k];
+                            FOR j IN 1 .. k + 1 LOOP
+                                c_times[k * n + j] := c_times[(k - 1) * n + j];
+                            END LOOP;
+                            c_start[k] := NULL;
+                        END IF;
+                    END IF;
+                ELSIF strict THEN
+                    finish := true;
+                END IF;
+                IF finish THEN
+                    IF NOT ((m >> k) & 1 = 1 AND t - c_times[(k - 1) * n + 1] <= window_us) THEN
+                        r := k;
+                    END IF;
+                    IF r > best_reached OR (r = best_reached AND c_start[k] > best_start) THEN
+                        best_reached := r;
+                        best_start := c_start[k];
+                        best_times := c_times[(k - 1) * n + 1 : (k - 1) * n + r];
+                    END IF;
+                    c_start[k] := NULL;
+                END IF;
+            END LOOP;
+            IF m & 1 = 1 AND t < start_before THEN
+                IF c_start[1] IS NOT NULL AND (1 > best_reached
+                        OR (1 = best_reached AND c_start[1] > best_start)) THEN
+                    best_reached := 1;
+                    best_start := c_start[1];
+                    best_times := c_times[1 : 1];
+                END IF;
+                c_start[1] := i;
+                c_times[1] := t;
+            END IF;
+        END LOOP;
+        FOR k IN 1 .. n - 1 LOOP
+            CONTINUE WHEN c_start[k] IS NULL;
+            IF k > best_reached OR (k = best_reached AND c_start[k] > best_start) THEN
+                best_reached := k;
+                best_start := c_start[k];
+                best_times := c_times[(k - 1) * n + 1 : (k - 1) * n + k];
+            END IF;
+        END LOOP;
+    ELSE
     FOR i IN 1 .. coalesce(array_length(masks, 1), 0) LOOP
         m := masks[i];
         t := ts[i];
@@ -124,6 +197,7 @@ BEGIN
             best_times := c_times[(c - 1) * n + 1 : (c - 1) * n + r];
         END IF;
     END LOOP;
+    END IF;
     result := array_fill(NULL::bigint, ARRAY[n + 1]);
     result[1] := best_reached;
     FOR k IN 1 .. best_reached LOOP

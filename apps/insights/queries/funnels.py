@@ -279,11 +279,21 @@ class FunnelRunner(QueryRunner[FunnelQuery, FunnelResult]):
                 + f" FROM ({per}) agg WHERE json_extract(r, '$[0]') > 0"
             )
             return per_sql, [config, *rows_params]
+        first_touch = (
+            "COALESCE((array_agg(bd) FILTER (WHERE m & 1 = 1))[1], '')"
+            if query.breakdown is not None
+            else "''"
+        )
         per = (
-            f"SELECT person, COALESCE((array_agg(bd ORDER BY ts, eid) FILTER "
-            f"(WHERE m & 1 = 1))[1], '') AS bd, "
-            f"insights_funnel(array_agg(m ORDER BY ts, eid), array_agg(ts ORDER BY ts, eid), "
-            f"%s, %s, %s, %s, %s::int[], %s::int[]) AS r FROM ({rows_sql}) x GROUP BY person"
+            f"SELECT person, {first_touch} AS bd, "
+            # One sort of the rows (person, time, id) feeds the group aggregate in order:
+            # cheaper than a sort per person and array (array_agg(... ORDER BY ...)).
+            f"insights_funnel(array_agg(m), array_agg(ts), "
+            f"%s, %s, %s, %s, %s::int[], %s::int[]) AS r FROM ({rows_sql} "
+            f"ORDER BY person, ts, eid) x GROUP BY person "
+            # OFFSET 0 keeps the subquery whole: flattened, each r[k] below would call the
+            # function again.
+            f"OFFSET 0"
         )
         per_params = [
             n,

@@ -195,29 +195,37 @@ class RetentionRunner(QueryRunner[RetentionQuery, RetentionResult]):
             f"FROM ({union}) e JOIN {IDENTITY_TABLE} pi ON pi.distinct_id = e.distinct_id "
             f"GROUP BY 1, 2"
         )
-        first, last = cohorts[0], cohorts[-1]
-        if query.kind == "first_time":
-            cohort = (
-                f"SELECT person, min(p) AS c FROM pe WHERE s = 1 GROUP BY person "
-                f"HAVING min(p) BETWEEN {first} AND {last}"
-            )
-        else:
-            cohort = f"SELECT person, p AS c FROM pe WHERE s = 1 AND p BETWEEN {first} AND {last}"
-        return (
-            f"WITH pe AS ({pe}), cohort AS ({cohort})",
-            [*period_params, *union_params],
-        )
+        return f"WITH pe AS ({pe})", [*period_params, *union_params]
 
     def calculate(self) -> RetentionResult:
+        """No join: first-time cohorts come from a window minimum over each person's periods;
+        recurring ones from one window frame per offset (did the person start k periods
+        before this return?), summed per period."""
         query = self.query
         cte, params = self._cte()
-        sql = (
-            f"{cte} SELECT cohort.c, pe.p - cohort.c AS k, count(*) FROM cohort JOIN pe "
-            f"ON pe.person = cohort.person AND pe.r = 1 AND pe.p > cohort.c "
-            f"AND pe.p < cohort.c + {query.periods} GROUP BY 1, 2 "
-            f"UNION ALL SELECT c, 0, count(*) FROM cohort GROUP BY 1"
-        )
-        counts = {(int(c), int(k)): int(v) for c, k, v in fetch(self.using, sql, params)}
+        counts: dict[tuple[int, int], int] = {}
+        if query.kind == "first_time":
+            sql = (
+                f"{cte}, x AS (SELECT p, r, min(CASE WHEN s = 1 THEN p END) OVER "
+                f"(PARTITION BY person) AS c FROM pe) "
+                f"SELECT c, p - c, count(*) FROM x WHERE (p = c) OR (r = 1 AND p > c "
+                f"AND p < c + {query.periods}) GROUP BY 1, 2"
+            )
+            for c, k, v in fetch(self.using, sql, params):
+                counts[(int(c), int(k))] = int(v)
+        else:
+            frames = ", ".join(
+                f"max(s) OVER (PARTITION BY person ORDER BY p RANGE BETWEEN {k} PRECEDING "
+                f"AND {k} PRECEDING) AS b{k}"
+                for k in range(1, query.periods)
+            )
+            sums = "".join(f", sum(CASE WHEN r = 1 THEN b{k} END)" for k in range(1, query.periods))
+            sql = f"{cte}, x AS (SELECT p, s, r{', ' + frames if frames else ''} FROM pe) "
+            sql += f"SELECT p, sum(s){sums} FROM x GROUP BY p"
+            for p, size, *back in fetch(self.using, sql, params):
+                counts[(int(p), 0)] = int(size or 0)
+                for k, value in enumerate(back, start=1):
+                    counts[(int(p) - k, k)] = int(value or 0)
         rng = query.date_range
         now_period = period_of(datetime.now(tz=rng.zone), query.period, rng.tz)
         cohorts = []
@@ -245,12 +253,20 @@ class RetentionRunner(QueryRunner[RetentionQuery, RetentionResult]):
             raise QueryError("limit", f"must be between 1 and {MAX_PEOPLE}")
         cte, params = self._cte()
         c = periods[cohort]
-        if period == 0:
-            sql = f"{cte} SELECT person FROM cohort WHERE c = {c}"
+        back = c + period
+        if query.kind == "first_time":
+            sql = (
+                f"{cte}, x AS (SELECT person, p, r, min(CASE WHEN s = 1 THEN p END) OVER "
+                f"(PARTITION BY person) AS c FROM pe) SELECT person FROM x WHERE c = {c} "
+                f"AND p = {back}" + (" AND r = 1" if period else "")
+            )
+        elif period == 0:
+            sql = f"{cte} SELECT person FROM pe WHERE s = 1 AND p = {c}"
         else:
             sql = (
-                f"{cte} SELECT cohort.person FROM cohort JOIN pe ON pe.person = cohort.person "
-                f"AND pe.r = 1 AND pe.p = {c + period} WHERE cohort.c = {c}"
+                f"{cte} SELECT person FROM pe WHERE p IN ({c}, {back}) GROUP BY person "
+                f"HAVING max(CASE WHEN p = {c} THEN s END) = 1 "
+                f"AND max(CASE WHEN p = {back} THEN r END) = 1"
             )
         sql += f" ORDER BY 1 LIMIT {int(limit)} OFFSET {int(offset)}"
         return [str(_uuid(row[0])) for row in fetch(self.using, sql, params)]
