@@ -182,10 +182,11 @@ def segment_sizes(*, limit: int = 10) -> list[Segment]:
 def live_events(*, after: int | None = None, limit: int = 30) -> list[Event]:
     """The newest events (or those newer than id `after`), newest first, with the profile each
     belongs to as `profile_id`. Platform events (segment entered...) are left out."""
-    events = activity_events().annotate(profile_id=_person()).order_by("-id")
+    events = activity_events().annotate(profile_id=_person())
     if after is not None:
-        events = events.filter(id__gt=after)
-    return list(events[:limit])
+        return list(events.filter(id__gt=after).order_by("-id")[:limit])
+    # The first screen in time order (a batch imported late holds older events).
+    return list(events.order_by("-timestamp", "-id")[:limit])
 
 
 # --- people ---------------------------------------------------------------------------------

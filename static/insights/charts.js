@@ -55,12 +55,16 @@
     return opt;
   }
 
+  function stepless(name) { return String(name).replace(/^\d+_/, ""); }
+
   function sankey(spec) {
     var opt = base(spec);
-    opt.tooltip = { trigger: "item" };
+    opt.tooltip = { trigger: "item", formatter: function (p) {
+      if (p.dataType === "edge") { return stepless(p.data.source) + " → " + stepless(p.data.target) + ": " + p.data.value; }
+      return stepless(p.name) + ": " + (p.value || ""); } };
     opt.series = [{ type: "sankey", data: spec.nodes, links: spec.links, emphasis: { focus: "adjacency" },
       nodeGap: 10, left: 10, right: 140, lineStyle: { color: "gradient", curveness: 0.5, opacity: 0.35 },
-      label: { fontSize: 11 } }];
+      label: { fontSize: 11, formatter: function (p) { return stepless(p.name); } } }];
     return opt;
   }
 

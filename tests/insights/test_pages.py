@@ -301,3 +301,25 @@ def test_an_admin_sees_the_private_traits(admin_client_role, demo_data):
     person = Profile.objects.filter(identified=True, merged_into=None).first()
     assert person.private_traits["email"] in text(admin_client_role.get(f"/people/{person.pk}/"))
     assert EMAIL.search(text(admin_client_role.get("/people/?format=csv")))
+
+
+def test_every_table_of_the_home_page_exports_to_csv(marketer_client, viewer_client, demo_data):
+    top = list(csv.reader(io.StringIO(text(marketer_client.get("/?export=top_events")))))
+    assert top[0] == ["event", "events", "people"]
+    page_views = Event.objects.filter(event_name="page_view").count()
+    assert any(r[0] == "page_view" and 0 < int(r[1]) <= page_views for r in top[1:])
+    active = list(csv.reader(io.StringIO(text(marketer_client.get("/?export=active")))))
+    assert active[0] == ["day", "Daily active", "Weekly active", "Monthly active"]
+    assert len(active) == 31
+    newest = text(viewer_client.get("/?export=newest"))
+    assert newest.startswith("profile_id,person,first_seen,events")
+    assert not EMAIL.search(newest)
+    segments = text(marketer_client.get("/?export=segments"))
+    assert "activated,Activated users," in segments
+    assert marketer_client.get("/?export=passwords").status_code == 404
+
+
+def test_a_chart_without_other_views_still_has_its_table(marketer_client, demo_data):
+    body = text(marketer_client.get("/segments/activated/"))
+    assert 'data-view="table"' in body
+    assert 'class="table-view' in body

@@ -28,6 +28,11 @@ def _label(day: str, interval: str) -> str:
     return day[:10]
 
 
+def _number(value: float) -> float | int:
+    """Whole numbers without a decimal point (counts), others to two places."""
+    return int(value) if float(value).is_integer() else round(value, 2)
+
+
 @register
 class TrendsPage(InsightPage):
     kind = "trends"
@@ -153,5 +158,5 @@ class TrendsPage(InsightPage):
         lines = result.lines
         current = next((line for line in lines if line.compare != "previous"), None)
         days = [_label(day, result.interval) for day in (current.days if current else [])]
-        rows = [[self._name(line), round(line.total, 2), *line.data] for line in lines]
+        rows = [[self._name(line), _number(line.total), *map(_number, line.data)] for line in lines]
         return Table(header=["Series", "Total", *days], rows=rows)
