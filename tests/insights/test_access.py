@@ -112,3 +112,14 @@ def test_a_viewer_can_not_save_insights_or_change_dashboards(viewer_client, mark
     assert SavedInsight.objects.count() == 1
     assert Dashboard.objects.count() == 1
     assert not dashboard.items.exists()
+
+
+def test_saved_insights_and_dashboards_in_the_admin(admin_user, client, marketer):
+    saved = SavedInsight.objects.create(name="Signups", kind="trends", query={}, owner=marketer)
+    dashboard = Dashboard.objects.create(name="Growth", owner=marketer)
+    dashboard.items.create(insight=saved)
+    client.force_login(admin_user)
+    assert b"Signups" in client.get("/admin/insights/savedinsight/").content
+    page = client.get(f"/admin/insights/dashboard/{dashboard.pk}/change/")
+    assert page.status_code == 200
+    assert b"Signups" in page.content

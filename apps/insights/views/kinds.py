@@ -4,7 +4,6 @@ spec and a table. Registered by kind; the views are the same for all kinds."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import urlencode
@@ -117,7 +116,3 @@ def breakdown_back(query: dict[str, Any]) -> list[tuple[str, str]]:
     if breakdown.get("key"):
         out.append(("breakdown_key", str(breakdown["key"])))
     return out
-
-
-Conversion = Callable[[QueryDict], dict[str, Any]]
-__all__ = ["KINDS", "InsightPage", "Table", "_int", "_many", "_one", "register"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 
@@ -25,8 +25,6 @@ RESERVED_KEYS = frozenset({"new", "preview"})
 
 
 def _segment(key: str) -> Segment:
-    from django.http import Http404
-
     try:
         return segment_selectors.segment_get(key)
     except DomainError:
