@@ -12,18 +12,18 @@ CREATE OR REPLACE FUNCTION insights_funnel(
     start_before bigint, excl_from integer[], excl_to integer[]
 ) RETURNS bigint[] LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $fn$
 DECLARE
-    c_start integer[] := '{}';
-    c_reached integer[] := '{}';
-    c_spoiled boolean[] := '{}';
-    c_alive boolean[] := '{}';
-    c_times bigint[] := '{}';
+    c_start integer[];
+    c_reached integer[];
+    c_spoiled boolean[];
+    c_alive boolean[];
+    c_times bigint[];
     nc integer := 0;
     alive integer := 0;
     best_reached integer := 0;
     best_start integer := -1;
-    best_times bigint[] := '{}';
+    best_times bigint[];
     ne integer := coalesce(array_length(excl_from, 1), 0);
-    prune boolean := coalesce(array_length(excl_from, 1), 0) = 0;
+    prune boolean := ne = 0;
     finish boolean;
     i integer; c integer; j integer; k integer; m integer; t bigint; r integer; o integer;
     n_start integer[]; n_reached integer[]; n_spoiled boolean[]; n_times bigint[];
@@ -102,6 +102,11 @@ BEGIN
             END IF;
         END LOOP;
     ELSE
+    c_start := '{}';
+    c_reached := '{}';
+    c_spoiled := '{}';
+    c_alive := '{}';
+    c_times := '{}';
     FOR i IN 1 .. coalesce(array_length(masks, 1), 0) LOOP
         m := masks[i];
         t := ts[i];

@@ -284,18 +284,28 @@ class FunnelRunner(QueryRunner[FunnelQuery, FunnelResult]):
             if query.breakdown is not None
             else "''"
         )
+        walk = "insights_funnel(array_agg(m), array_agg(ts), %s, %s, %s, %s, %s::int[], %s::int[])"
+        shortcut_params: list[Any] = []
+        if not query.exclusions:
+            # Without exclusions most people need no walk: no step-1 event in range (nowhere),
+            # or no event of step 2 (at step 1, from their latest step-1 event).
+            walk = (
+                "CASE WHEN NOT bool_or(m & 1 = 1 AND ts < %s) THEN ARRAY[0]::bigint[] "
+                "WHEN NOT bool_or(m & 2 = 2) THEN ARRAY[1, max(ts) FILTER "
+                f"(WHERE m & 1 = 1 AND ts < %s)]::bigint[] ELSE {walk} END"
+            )
+            shortcut_params = [start_before, start_before]
         per = (
-            f"SELECT person, {first_touch} AS bd, "
+            f"SELECT person, {first_touch} AS bd, {walk} AS r "
             # One sort of the rows (person, time, id) feeds the group aggregate in order:
             # cheaper than a sort per person and array (array_agg(... ORDER BY ...)).
-            f"insights_funnel(array_agg(m), array_agg(ts), "
-            f"%s, %s, %s, %s, %s::int[], %s::int[]) AS r FROM ({rows_sql} "
-            f"ORDER BY person, ts, eid) x GROUP BY person "
+            f"FROM ({rows_sql} ORDER BY person, ts, eid) x GROUP BY person "
             # OFFSET 0 keeps the subquery whole: flattened, each r[k] below would call the
             # function again.
             f"OFFSET 0"
         )
         per_params = [
+            *shortcut_params,
             n,
             window_us,
             strict,
