@@ -22,6 +22,7 @@ from cdp.errors import DomainError
 
 MAX_FILTER_TEXT = 20_000
 RESERVED_KEYS = frozenset({"new", "preview"})
+MEMBERS_SHOWN = 25
 
 
 def _segment(key: str) -> Segment:
@@ -49,7 +50,9 @@ def segment_detail(request: HttpRequest, key: str) -> HttpResponseBase:
         )
     members = [
         m.profile
-        for m in segment_selectors.segment_member_list(segment).order_by("-entered_at")[:50]
+        for m in segment_selectors.segment_member_list(segment).order_by("-entered_at")[
+            :MEMBERS_SHOWN
+        ]
     ]
     history = selectors.segment_history(segment=segment)
     ids = segment_selectors.primary_distinct_ids(
@@ -143,7 +146,7 @@ def segment_preview(request: HttpRequest) -> HttpResponseBase:
     text = request.GET.get("filter_text", "").strip()
     context: dict[str, Any] = {"private": sees_private(request)}
     if not text:
-        context["error"] = "Write a filter to see who it matches."
+        context["hint"] = "Write a filter to see who it matches."
     elif len(text) > MAX_FILTER_TEXT:
         context["error"] = f"At most {MAX_FILTER_TEXT} characters"
     else:
