@@ -71,8 +71,7 @@ def test_setup_demo_creates_the_admin_and_the_source_once(db, settings):
     second = run("setup_demo", "--base-url", "http://localhost:9000/")
 
     User = get_user_model()
-    admin = User.objects.get()
-    assert admin.username == "admin"
+    admin = User.objects.get(username="admin")
     assert admin.is_superuser
     # A random password, printed once; never admin/admin.
     assert not admin.check_password("admin")
@@ -105,12 +104,12 @@ def test_setup_demo_takes_a_password_from_the_option_or_the_environment(
 ):
     settings.DEBUG = True
     run("setup_demo", "--password", "given-pass-123")
-    assert django_user_model.objects.get().check_password("given-pass-123")
+    assert django_user_model.objects.get(username="admin").check_password("given-pass-123")
 
     django_user_model.objects.all().delete()
     monkeypatch.setenv("CDP_DEMO_PASSWORD", "from-env-456")
     output = run("setup_demo")
-    assert django_user_model.objects.get().check_password("from-env-456")
+    assert django_user_model.objects.get(username="admin").check_password("from-env-456")
     assert "from-env-456" in output
 
 
@@ -120,7 +119,7 @@ def test_setup_demo_keeps_an_existing_password(db, settings, django_user_model):
 
     run("setup_demo")
 
-    assert django_user_model.objects.get().check_password("s3cret-pass!")
+    assert django_user_model.objects.get(username="admin").check_password("s3cret-pass!")
 
 
 def test_setup_demo_refuses_to_run_in_production(db, settings):

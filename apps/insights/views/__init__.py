@@ -1,0 +1,1 @@
+"""The marketer's dashboard pages (server-rendered, htmx for the live parts)."""
