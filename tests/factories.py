@@ -4,13 +4,15 @@ and routing rules; and the lookups the tests assert with."""
 
 from __future__ import annotations
 
+import importlib
 import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.apps import apps as django_apps
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
-from django.test import TestCase
+from django.contrib.auth.models import Group, Permission
+from django.test import Client, TestCase
 from django.utils import timezone
 
 from apps.events.models import Event
@@ -245,3 +247,20 @@ def track(tracker: Any, name: str, /, distinct_id: str = "u1", **properties: Any
         {"event_name": name, "distinct_id": distinct_id, "properties": properties}
     )
     assert response.status_code == 200, response.content
+
+
+# --- Insights roles and logins ---------------------------------------------------------------
+
+
+def roles_ensure() -> None:
+    """The roles as the insights migration makes them; tests that flush the database (live
+    servers, workers) remove migration data, so later tests make them again the same way."""
+    if not Group.objects.filter(name="Marketer").exists():
+        migration = importlib.import_module("apps.insights.migrations.0001_initial")
+        migration.create_roles(django_apps, None)
+
+
+def logged_in(user: Any) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client

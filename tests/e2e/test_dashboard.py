@@ -24,7 +24,7 @@ from django.db import connection
 
 from apps.insights.models import Dashboard, SavedInsight
 from apps.profiles.models import Profile
-from tests.insights.conftest import roles_ensure
+from tests.factories import roles_ensure
 
 sync_api = pytest.importorskip(
     "playwright.sync_api",

@@ -3,28 +3,20 @@ users in each role (the groups the insights migration creates)."""
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 import pytest
-from django.apps import apps as django_apps
 from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.test import Client, TestCase
+
+from tests.factories import logged_in, roles_ensure
 
 
 @pytest.fixture(autouse=True)
 def _fast_passwords(settings: Any) -> None:
     """Users are made per test: a cheap hasher keeps that from dominating the run."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-def roles_ensure() -> None:
-    """The roles as the insights migration makes them; tests that flush the database (live
-    servers, workers) remove migration data, so later tests make them again the same way."""
-    if not Group.objects.filter(name="Marketer").exists():
-        migration = importlib.import_module("apps.insights.migrations.0001_initial")
-        migration.create_roles(django_apps, None)
 
 
 @pytest.fixture(autouse=True)
@@ -69,12 +61,6 @@ def role_admin(db: None, django_user_model: Any) -> Any:
 @pytest.fixture
 def nobody(db: None, django_user_model: Any) -> Any:
     return _user(django_user_model, "nobody", None)
-
-
-def logged_in(user: Any) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture

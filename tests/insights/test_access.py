@@ -7,7 +7,7 @@ from django.contrib.auth.models import Group
 from django.test import Client
 
 from apps.insights.models import Dashboard, SavedInsight
-from tests.insights.conftest import logged_in
+from tests.factories import logged_in
 
 PAGES = [
     "/",

@@ -7,20 +7,18 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import Permission
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from apps.insights.models import SavedInsight
 from apps.insights.queries import FunnelQuery, TrendsQuery, funnel_people, run_trends
 from tests.insights.test_queries_world import BASE, Row, World, store
+from tests.users import token_client
 
 RANGE = {"date_from": "2025-03-01", "date_to": "2025-03-31"}
 
 
 def _client(user: Any) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
-    return client
+    return token_client(user)
 
 
 @pytest.fixture
