@@ -10,13 +10,16 @@ Viewer, Marketer, Admin groups) and every route is checked for them too.
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Permission
+from django.apps import apps as django_apps
+from django.contrib.auth.models import Group, Permission
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from rest_framework.test import APIClient
 from rest_framework.views import APIView
@@ -118,15 +121,89 @@ ROUTES: dict[str, dict[str, Any] | str] = {
     "run-list": {"GET": perms("workflows.view_workflowrun")},
     "run-detail": {"GET": perms("workflows.view_workflowrun")},
     "action-list": {"GET": perms("workflows.view_workflow")},
+    # The insights API: running a query needs the saved insights' view permission (apps/insights
+    # apis.py); the people behind a funnel step or a retention cell need profiles' too.
+    "insights-trends": {"POST": perms("insights.view_savedinsight")},
+    "insights-funnels": {"POST": perms("insights.view_savedinsight")},
+    "insights-funnels-people": {
+        "POST": perms("insights.view_savedinsight", "profiles.view_profile")
+    },
+    "insights-retention": {"POST": perms("insights.view_savedinsight")},
+    "insights-retention-people": {
+        "POST": perms("insights.view_savedinsight", "profiles.view_profile")
+    },
+    "insights-paths": {"POST": perms("insights.view_savedinsight")},
+    # The dashboard's log in and log out: a login form must be reachable without a login, and
+    # logging out only ends the caller's own session (Django's auth views, POST for logout).
+    "login": PUBLIC,
+    "logout": PUBLIC,
+    # The dashboard's pages (apps/insights/views: `page(...)` and `require(...)`). The home page
+    # needs a login only: each of its tables shows under its own permission (tests/insights).
+    "insights:home": {"GET": perms()},
+    "insights:live": {"GET": perms("events.view_event")},
+    "insights:trends": {"GET": perms("insights.view_savedinsight")},
+    "insights:funnel": {"GET": perms("insights.view_savedinsight")},
+    "insights:retention": {"GET": perms("insights.view_savedinsight")},
+    "insights:paths": {"GET": perms("insights.view_savedinsight")},
+    "insights:insight_csv": {"GET": perms("insights.view_savedinsight")},
+    # Overwriting a saved insight (`saved` posted) needs insights.change_savedinsight too.
+    "insights:insight_save": {"POST": perms("insights.add_savedinsight")},
+    "insights:insight_people": {
+        "GET": perms("insights.view_savedinsight", "profiles.view_profile")
+    },
+    "insights:saved_list": {"GET": perms("insights.view_savedinsight")},
+    "insights:saved_open": {"GET": perms("insights.view_savedinsight")},
+    "insights:saved_delete": {"POST": perms("insights.delete_savedinsight")},
+    "insights:saved_shared": {"GET": perms("insights.view_savedinsight")},
+    "insights:dashboard_list": {"GET": perms("insights.view_dashboard")},
+    "insights:dashboard_create": {"POST": perms("insights.add_dashboard")},
+    "insights:dashboard_add": {"POST": perms("insights.change_dashboard")},
+    "insights:dashboard_detail": {
+        "GET": perms("insights.view_dashboard", "insights.view_savedinsight")
+    },
+    "insights:dashboard_delete": {"POST": perms("insights.delete_dashboard")},
+    "insights:dashboard_tile": {"POST": perms("insights.change_dashboard")},
+    "insights:dashboard_shared": {
+        "GET": perms("insights.view_dashboard", "insights.view_savedinsight")
+    },
+    "insights:people": {"GET": perms("profiles.view_profile")},
+    "insights:profile": {"GET": perms("profiles.view_profile")},
+    "insights:segment_list": {"GET": perms("segments.view_segment")},
+    "insights:segment_create": {
+        "GET": perms("segments.view_segment", "segments.add_segment"),
+        "POST": perms("segments.view_segment", "segments.add_segment"),
+    },
+    "insights:segment_preview": {"GET": perms("segments.view_segment")},
+    "insights:segment_detail": {
+        "GET": perms("segments.view_segment", "segments.view_segmentmembership")
+    },
+    "insights:segment_edit": {
+        "GET": perms("segments.view_segment", "segments.change_segment"),
+        "POST": perms("segments.view_segment", "segments.change_segment"),
+    },
 }
+
+# POST routes that only run a query and store nothing (tests/insights checks that): no audit.
+QUERIES = frozenset(
+    {
+        "insights-trends",
+        "insights-funnels",
+        "insights-funnels-people",
+        "insights-retention",
+        "insights-retention-people",
+        "insights-paths",
+    }
+)
 
 
 @dataclass(frozen=True)
 class Role:
-    """A kind of caller: None for anonymous, else the permissions its user holds."""
+    """A kind of caller: None for anonymous, else the permissions its user holds; with a group,
+    the user is a member of that group (not staff) and holds what the group grants."""
 
     name: str
     permissions: Callable[[], list[str]] | None
+    group: str | None = None
 
 
 def _all_permissions() -> list[str]:
@@ -138,11 +215,34 @@ def _all_permissions() -> list[str]:
     ]
 
 
+def _groups_ensure() -> None:
+    """The groups as the insights migration makes them (tests that flush the database, live
+    servers and workers, remove migration data)."""
+    if Group.objects.filter(name__in=("Viewer", "Marketer", "Admin")).count() != 3:
+        migration = importlib.import_module("apps.insights.migrations.0001_initial")
+        migration.create_roles(django_apps, None)
+
+
+def _group_permissions(group: str) -> Callable[[], list[str]]:
+    def read() -> list[str]:
+        _groups_ensure()
+        return [
+            f"{app_label}.{codename}"
+            for app_label, codename in Permission.objects.filter(group__name=group).values_list(
+                "content_type__app_label", "codename"
+            )
+        ]
+
+    return read
+
+
 ROLES: list[Role] = [
     Role("anonymous", None),
     Role("staff without permissions", list),
     Role("view-only", all_view_permissions),
     Role("full", _all_permissions),
+    # The insights app's roles, as its data migration makes them.
+    *(Role(group, _group_permissions(group), group) for group in ("Viewer", "Marketer", "Admin")),
 ]
 
 
@@ -170,6 +270,18 @@ def all_routes() -> list[Route]:
     return list(_walk(get_resolver()))
 
 
+def _declared_methods(view: Any) -> list[str] | None:
+    """The methods a function view allows with Django's require_http_methods (require_POST,
+    require_GET, require_safe), read through the decorators' wrapping; None if undeclared."""
+    while view is not None:
+        if inspect.isfunction(view):
+            declared = inspect.getclosurevars(view).nonlocals.get("request_method_list")
+            if declared:
+                return sorted({m.upper() for m in declared} - {"HEAD", "OPTIONS"})
+        view = getattr(view, "__wrapped__", None)
+    return None
+
+
 def methods_of(callback: Any) -> list[str]:
     actions = getattr(callback, "actions", None)
     if actions:  # a DRF viewset route: {"get": "list", ...}
@@ -181,7 +293,8 @@ def methods_of(callback: Any) -> list[str]:
             for m in view_class.http_method_names
             if hasattr(view_class, m) and m not in ("options", "head")
         )
-    return ["GET"]
+    # A function view: the methods it declares, else GET (it serves any method as a read).
+    return _declared_methods(callback) or ["GET"]
 
 
 def test_every_route_is_in_the_table() -> None:
@@ -214,7 +327,7 @@ def test_every_api_view_that_writes_records_its_changes() -> None:
         if not (view_class and issubclass(view_class, APIView)):
             continue
         needs = ROUTES.get(route.name)
-        writes = isinstance(needs, dict) and set(needs) - {"GET"}
+        writes = isinstance(needs, dict) and set(needs) - {"GET"} and route.name not in QUERIES
         if writes and not issubclass(view_class, AuditMixin):
             unaudited.add(view_class.__name__)
     assert not unaudited, f"API views that write without cdp.audit.AuditMixin: {unaudited}"
@@ -230,7 +343,9 @@ def _cases() -> Iterator[Any]:
 
 def _url(name: str) -> str:
     route = next(r for r in all_routes() if r.name == name)
-    kwargs = dict.fromkeys(re.findall(r"\(\?P<(\w+)>", route.pattern), "999999")
+    # Regex routes (DRF routers) and path() routes alike.
+    names = re.findall(r"\(\?P<(\w+)>|<(?:\w+:)?(\w+)>", route.pattern)
+    kwargs = dict.fromkeys((regex or path for regex, path in names), "999999")
     return reverse(name, kwargs=kwargs or None)
 
 
@@ -242,7 +357,12 @@ def clients(db: None) -> dict[str, tuple[APIClient, frozenset[str] | None]]:
             out[role.name] = (APIClient(), None)
         else:
             held = frozenset(role.permissions())
-            user = user_with_perms(*held)
+            if role.group:
+                user = user_with_perms(staff=False)
+                user.groups.add(Group.objects.get(name=role.group))
+                user = type(user).objects.get(pk=user.pk)  # a fresh permission cache
+            else:
+                user = user_with_perms(*held)
             client = token_client(user)  # the API
             client.force_login(user)  # pages
             out[role.name] = (client, held)

@@ -38,6 +38,19 @@ class CanRunInsights(BasePermission):
         return bool(request.user and request.user.has_perm(RUN_PERMISSION))
 
 
+PEOPLE_PERMISSION = "profiles.view_profile"
+
+
+class CanSeePeople(BasePermission):
+    """The people behind a funnel step or a retention cell are profiles: as the dashboard's
+    people panel, they need the profiles' view permission too."""
+
+    message = f"You need the {PEOPLE_PERMISSION} permission to see the people of an insight."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return bool(request.user and request.user.has_perm(PEOPLE_PERMISSION))
+
+
 ERROR = OpenApiResponse(
     OpenApiTypes.OBJECT, description='{"error": {"code", "message", "field"}}: a bad query'
 )
@@ -124,7 +137,7 @@ def _people_response(people: list[str], limit: int, offset: int) -> Response:
 class FunnelPeopleView(APIView):
     """The people who converted at a funnel step, or dropped before it."""
 
-    permission_classes = [IsAuthenticated, CanRunInsights]
+    permission_classes = [IsAuthenticated, CanRunInsights, CanSeePeople]
 
     @extend_schema(
         operation_id="insights_funnels_people",
@@ -161,7 +174,7 @@ class FunnelPeopleView(APIView):
 class RetentionPeopleView(APIView):
     """The people of a retention cell: a cohort (0-based) and a period after it."""
 
-    permission_classes = [IsAuthenticated, CanRunInsights]
+    permission_classes = [IsAuthenticated, CanRunInsights, CanSeePeople]
 
     @extend_schema(
         operation_id="insights_retention_people",

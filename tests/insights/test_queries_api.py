@@ -18,16 +18,28 @@ RANGE = {"date_from": "2025-03-01", "date_to": "2025-03-31"}
 
 
 def _client(user: Any) -> APIClient:
-    return token_client(user)
+    return token_client(user)  # an API token of the project's own (apps.accounts)
+
+
+def _user_with(django_user_model: Any, username: str, *names: tuple[str, str]) -> Any:
+    user = django_user_model.objects.create_user(username=username, password="pw-123456!")
+    user.user_permissions.add(
+        *(Permission.objects.get(content_type__app_label=a, codename=c) for a, c in names)
+    )
+    return user
 
 
 @pytest.fixture
 def analyst(django_user_model: Any) -> APIClient:
-    user = django_user_model.objects.create_user(username="analyst", password="pw-123456!")
-    user.user_permissions.add(
-        Permission.objects.get(content_type__app_label="insights", codename="view_savedinsight")
+    """Runs insights and sees the people behind them."""
+    return _client(
+        _user_with(
+            django_user_model,
+            "analyst",
+            ("insights", "view_savedinsight"),
+            ("profiles", "view_profile"),
+        )
     )
-    return _client(user)
 
 
 @pytest.fixture
@@ -101,6 +113,31 @@ def test_people_of_a_funnel_step_and_a_retention_cell(analyst: APIClient, world:
     assert response.status_code == 200
     assert len(response.json()["people"]) == 1
     assert response.json()["next_offset"] == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("funnels/people", {"query": {"steps": [{"event": "signup"}, {"event": "buy"}]}}),
+        ("retention/people", {"query": {"start": {"event": "signup"}, "return": {"event": "buy"}}}),
+    ],
+)
+def test_the_people_of_an_insight_need_the_profiles_permission(
+    django_user_model: Any, world: World, path: str, body: Any
+) -> None:
+    """Running insights shows counts; the profiles behind them need profiles.view_profile."""
+    counts_only = _client(
+        _user_with(django_user_model, "counts", ("insights", "view_savedinsight"))
+    )
+    query = {"series": [{"event": "signup"}], **RANGE}
+    assert counts_only.post("/api/v1/insights/trends", query, format="json").status_code == 200
+    response = counts_only.post(f"/api/v1/insights/{path}", body, format="json")
+    assert response.status_code == 403
+    error = response.json()["error"]
+    assert error["code"] == "permission_denied"
+    assert "profiles.view_profile" in error["message"]
+    assert "people" not in response.json()
 
 
 @pytest.mark.django_db

@@ -10,6 +10,7 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
 
 from apps.insights import selectors
 from apps.insights.views.access import labelled, page, require, sees_private
@@ -71,10 +72,12 @@ def segment_detail(request: HttpRequest, key: str) -> HttpResponseBase:
     return render(request, "insights/segment_detail.html", context)
 
 
+@require_http_methods(["GET", "POST"])
 @page("segments.view_segment")
 def segment_edit(request: HttpRequest, key: str | None = None) -> HttpResponseBase:
+    # The permission first: a 404 would tell a user who may not edit which segments exist.
+    require(request, "segments.change_segment" if key else "segments.add_segment")
     segment = _segment(key) if key else None
-    require(request, "segments.change_segment" if segment else "segments.add_segment")
     values: dict[str, Any] = {
         "key": segment.key if segment else "",
         "name": segment.name if segment else "",
