@@ -69,7 +69,7 @@ class Command(BaseCommand):
             "      -H 'Content-Type: application/json' \\\n"
             '      -d \'{"event_name": "signed_up", "distinct_id": "user-1"}\'\n\n'
             "  Fill the dashboard with a month of realistic demo activity:\n"
-            "    .venv/bin/python manage.py generate_demo_data --people 500 --days 30\n"
+            "    DEBUG=1 .venv/bin/python manage.py generate_demo_data --people 500 --days 30\n"
         )
 
     def _marketer(self, username: str, password: str | None) -> str:
