@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -32,17 +31,6 @@ sync_api = pytest.importorskip(
     reason="Playwright is not installed: .venv/bin/pip install playwright",
 )
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 WAIT_SECONDS = 20
 # Keeps a log of the page's beacons in sessionStorage, which outlives the page that sent them.
 RECORD_BEACONS = """
@@ -58,11 +46,6 @@ RECORD_BEACONS = """
 })();
 """
 
-pytestmark = pytest.mark.skipif(
-    shutil.which(CHROMIUM) is None,
-    reason=f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does it)",
-)
-
 PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>{title}</title>
 {snippet}
@@ -75,17 +58,6 @@ PAGE = """<!doctype html>
 <div style="height: 4000px">A long product description.</div>
 <footer>The end</footer>
 </body></html>"""
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    # Playwright's sync API marks an asyncio loop as running in this thread, which Django's
-    # ORM takes for async code; the test only waits on the browser, so the ORM is safe here.
-    with pytest.MonkeyPatch.context() as mp, sync_api.sync_playwright() as playwright:
-        mp.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 class ShopServer(ThreadingHTTPServer):

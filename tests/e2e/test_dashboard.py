@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,16 +30,6 @@ sync_api = pytest.importorskip(
     reason="Playwright is not installed: .venv/bin/pip install playwright",
 )
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # Screenshots go to the test's output directory; CDP_SCREENSHOT_DIR=docs/images refreshes the
 # README's copies (`CDP_SCREENSHOT_DIR=docs/images .venv/bin/pytest tests/e2e/test_dashboard.py`).
 SCREENSHOT_DIR = os.environ.get("CDP_SCREENSHOT_DIR", "")
@@ -58,24 +47,6 @@ DRAWN = """(selector) => {
   for (let i = 3; i < data.length; i += 4) { if (data[i] !== 0) painted++; }
   return painted > 500;
 }"""
-
-pytestmark = [
-    pytest.mark.skipif(
-        shutil.which(CHROMIUM) is None,
-        reason=f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does it)",
-    ),
-]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    # Playwright's sync API marks an asyncio loop as running in this thread, which Django's
-    # ORM takes for async code; the test only waits on the browser, so the ORM is safe here.
-    with pytest.MonkeyPatch.context() as mp, sync_api.sync_playwright() as playwright:
-        mp.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

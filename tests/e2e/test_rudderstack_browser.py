@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -31,17 +30,6 @@ sync_api = pytest.importorskip(
     reason="Playwright is not installed: .venv/bin/pip install playwright",
 )
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 WAIT_SECONDS = 20
 # Keeps a log of the page's beacons in sessionStorage, which outlives the page that sent them
 # (request interception does not see beacons sent while a page unloads).
@@ -57,11 +45,6 @@ RECORD_BEACONS = """
   };
 })();
 """
-
-pytestmark = pytest.mark.skipif(
-    shutil.which(CHROMIUM) is None,
-    reason=f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does it)",
-)
 
 # The page as RudderStack documents the SDK's use; `options` are the load options of the test.
 PAGE = """<!doctype html>
@@ -108,17 +91,6 @@ class SitePage(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    # Playwright's sync API marks an asyncio loop as running in this thread, which Django's
-    # ORM takes for async code; the test only waits on the browser, so the ORM is safe here.
-    with pytest.MonkeyPatch.context() as mp, sync_api.sync_playwright() as playwright:
-        mp.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")
