@@ -11,6 +11,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from cdp.local_secrets import TEST_ENCRYPTION_KEY
 from cdp.queues import task_routes
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -41,6 +42,19 @@ SECRET_KEY = env.str("SECRET_KEY", default="dev-insecure-key")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["*"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
+# Keys for secrets at rest (cdp/crypto.py), apart from SECRET_KEY: the first encrypts, all decrypt.
+CDP_ENCRYPTION_KEYS = env.list("CDP_ENCRYPTION_KEYS", default=[])
+if not CDP_ENCRYPTION_KEYS and PRODUCTION:
+    raise ImproperlyConfigured(
+        "Set CDP_ENCRYPTION_KEYS to a Fernet key (stored credentials are encrypted with it); "
+        'make one with `python -c "from cryptography.fernet import Fernet; '
+        'print(Fernet.generate_key().decode())"`, or DEBUG=1 for local development.'
+    )
+if not CDP_ENCRYPTION_KEYS and TESTING:
+    CDP_ENCRYPTION_KEYS = [TEST_ENCRYPTION_KEY]
+# With DEBUG on and no key, cdp/crypto.py generates one into .env when a secret is first stored.
+CDP_LOCAL_ENV_FILE = BASE_DIR / ".env"
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -55,11 +69,13 @@ INSTALLED_APPS = [
     "corsheaders",
     "apps.accounts",
     "apps.sources",
+    "apps.consents",
     "apps.events",
     "apps.profiles",
     "apps.segments",
     "apps.workflows",
     "apps.pipeline",
+    "apps.destinations",
     "apps.insights",
     "django_htmx",
 ]

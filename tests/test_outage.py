@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 from django.conf import settings
 from django.db import OperationalError
 from django.test import Client
@@ -114,6 +115,7 @@ def server_on(throwaway_postgres: ThrowawayPostgres) -> Iterator[str]:
         "DATABASE_URL": throwaway_postgres.url,
         "DEBUG": "0",
         "SECRET_KEY": "outage-test-" + "k" * 50,
+        "CDP_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
         "ALLOWED_HOSTS": "127.0.0.1",
         "SECURE_SSL_REDIRECT": "0",
         "LOG_LEVEL": "ERROR",

@@ -86,13 +86,23 @@ def dev_settings_with(**variables: str) -> dict:
     return settings_with(DEBUG="1", **variables)
 
 
+def fernet_key() -> str:
+    from cryptography.fernet import Fernet
+
+    return Fernet.generate_key().decode()
+
+
 def production_secret() -> str:
     alphabet = string.ascii_letters + string.digits + "!@#%^&*(-_=+)"
     return "".join(secrets.choice(alphabet) for _ in range(50))
 
 
 def test_debug_is_off_unless_asked_for():
-    settings = settings_with(SECRET_KEY=production_secret(), ALLOWED_HOSTS="example.com")
+    settings = settings_with(
+        SECRET_KEY=production_secret(),
+        CDP_ENCRYPTION_KEYS=fernet_key(),
+        ALLOWED_HOSTS="example.com",
+    )
 
     assert settings["debug"] is False
     assert settings["allowed_hosts"] == ["example.com"]
@@ -152,7 +162,9 @@ def test_production_without_a_secret_key_fails_clearly():
 
 
 def test_production_without_allowed_hosts_fails_clearly():
-    result = run_python(SHOW_SETTINGS, SECRET_KEY=production_secret())
+    result = run_python(
+        SHOW_SETTINGS, SECRET_KEY=production_secret(), CDP_ENCRYPTION_KEYS=fernet_key()
+    )
 
     assert result.returncode != 0
     assert "ImproperlyConfigured: Set the ALLOWED_HOSTS environment variable" in result.stderr
@@ -160,7 +172,10 @@ def test_production_without_allowed_hosts_fails_clearly():
 
 def test_production_turns_the_transport_security_on():
     settings = run_python(
-        SHOW_SECURITY, SECRET_KEY=production_secret(), ALLOWED_HOSTS="example.com"
+        SHOW_SECURITY,
+        SECRET_KEY=production_secret(),
+        CDP_ENCRYPTION_KEYS=fernet_key(),
+        ALLOWED_HOSTS="example.com",
     )
     development = run_python(SHOW_SECURITY, DEBUG="1")
 
@@ -173,7 +188,12 @@ def test_check_deploy_is_clean_with_production_settings():
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=BASE_DIR,
-        env=clean_env(DEBUG="0", SECRET_KEY=production_secret(), ALLOWED_HOSTS="example.com"),
+        env=clean_env(
+            DEBUG="0",
+            SECRET_KEY=production_secret(),
+            CDP_ENCRYPTION_KEYS=fernet_key(),
+            ALLOWED_HOSTS="example.com",
+        ),
         capture_output=True,
         text=True,
         timeout=120,
@@ -223,6 +243,8 @@ def test_env_example_values_are_accepted_by_the_settings():
     values = env_example_values()
     assert values["SECRET_KEY"] == ""  # no secret to copy: each deployment makes its own
     values["SECRET_KEY"] = production_secret()
+    assert values["CDP_ENCRYPTION_KEYS"] == ""  # nor a key to copy
+    values["CDP_ENCRYPTION_KEYS"] = fernet_key()
 
     settings = settings_with(**values)
 

@@ -1,0 +1,1 @@
+"""The consents app's models, one module per concern."""
