@@ -15,6 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.events.dispatch import PROCESS_EPHEMERAL_EVENTS, dispatcher, events_publish
+from apps.events.hooks import Dropped, ingest_gates_apply
 from apps.events.incoming import IncomingEvent, serialize_object
 from apps.events.models import Event
 from apps.events.storage import events_insert, events_store
@@ -63,21 +64,40 @@ def events_ingest(*, source: EventSource, batch: ParsedBatch) -> IngestResult:
     unique: dict[str, IncomingEvent] = {}
     for event in batch.events:
         unique.setdefault(event.message_id, event)
+    kept, dropped = ingest_gates_apply(source=source, events=list(unique.values()))
     if source.ephemeral:
-        _send_ephemeral(list(unique.values()))
-        accepted = len(unique)
+        _send_ephemeral(kept)
+        accepted = len(kept)
     else:
         # Committed when events_store returns (unless the caller holds a transaction, whose
         # commit then queues the processing).
-        ids = events_store(list(unique.values()))
+        ids = events_store(kept)
         events_dispatch(ids, deferred=True)
         accepted = len(ids)
     return IngestResult(
         accepted=accepted,
-        duplicates=len(batch.events) - accepted,
+        # Repeats inside the request, and events already stored; dropped ones are not duplicates.
+        duplicates=len(batch.events) - len(unique) + len(kept) - accepted,
         rejected=batch.rejected,
-        warnings=[w.as_dict() for w in batch.warnings],
+        warnings=[w.as_dict() for w in batch.warnings] + _dropped_warnings(batch, dropped),
     )
+
+
+def _dropped_warnings(batch: ParsedBatch, dropped: list[Dropped]) -> list[dict[str, Any]]:
+    """One warning per event a gate dropped, by its index in the request (as rejections are)."""
+    if not dropped:
+        return []
+    index_of = {id(event): index for index, event in enumerate(batch.events)}
+    return [
+        {
+            "index": index_of.get(id(d.event)),
+            "field": None,
+            "warning": d.message,
+            "code": d.reason,
+            "dropped": True,
+        }
+        for d in dropped
+    ]
 
 
 @dataclass(slots=True)
@@ -139,6 +159,7 @@ def events_emit_many(
             batch = [
                 _emitted(e, str(source.pk), now) for e in emissions[start : start + chunk_size]
             ]
+            batch, _ = ingest_gates_apply(source=source, events=batch)
             ids.extend(events_insert(batch))
         events_dispatch(ids)
     return ids

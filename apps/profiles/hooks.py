@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
 from django.core.checks import CheckMessage, Error
@@ -43,10 +43,13 @@ class ProfileSegmentsReader(Protocol):
 
 @dataclass(slots=True)
 class _Registry:
-    profiles_merged: MergeHook | None = None
-    profiles_unmerged: MergeHook | None = None
-    profiles_changed: ProfilesChangedHook | None = None
-    group_changed: GroupChangedHook | None = None
+    """Each notification hook has a list of subscribers (segments, then consents or destinations
+    as they register), called in registration order; the segments reader has exactly one."""
+
+    profiles_merged: list[MergeHook] = field(default_factory=list)
+    profiles_unmerged: list[MergeHook] = field(default_factory=list)
+    profiles_changed: list[ProfilesChangedHook] = field(default_factory=list)
+    group_changed: list[GroupChangedHook] = field(default_factory=list)
     profile_segments: ProfileSegmentsReader | None = None
 
 
@@ -59,30 +62,35 @@ class HookMissing(RuntimeError):
 
 def _get(name: str) -> Any:
     hook = getattr(_registry, name)
-    if hook is None:
+    if not hook:
         raise HookMissing(
             f"No app registered the profiles hook {name!r}: add apps.segments to INSTALLED_APPS"
         )
     return hook
 
 
+def _subscribe(subscribers: list[Any], hook: Any) -> None:
+    if hook not in subscribers:  # ready() may run twice in tests; subscribe once
+        subscribers.append(hook)
+
+
 # --- registration (from an upper app's AppConfig.ready) ----------------------------------------
 
 
 def register_profiles_merged(hook: MergeHook) -> None:
-    _registry.profiles_merged = hook
+    _subscribe(_registry.profiles_merged, hook)
 
 
 def register_profiles_unmerged(hook: MergeHook) -> None:
-    _registry.profiles_unmerged = hook
+    _subscribe(_registry.profiles_unmerged, hook)
 
 
 def register_profiles_changed(hook: ProfilesChangedHook) -> None:
-    _registry.profiles_changed = hook
+    _subscribe(_registry.profiles_changed, hook)
 
 
 def register_group_changed(hook: GroupChangedHook) -> None:
-    _registry.group_changed = hook
+    _subscribe(_registry.group_changed, hook)
 
 
 def register_profile_segments(reader: ProfileSegmentsReader) -> None:
@@ -93,19 +101,24 @@ def register_profile_segments(reader: ProfileSegmentsReader) -> None:
 
 
 def profiles_merged(*, merge: ProfileMerge) -> None:
-    _get("profiles_merged")(merge=merge)
+    for hook in _get("profiles_merged"):
+        hook(merge=merge)
 
 
 def profiles_unmerged(*, merge: ProfileMerge) -> None:
-    _get("profiles_unmerged")(merge=merge)
+    for hook in _get("profiles_unmerged"):
+        hook(merge=merge)
 
 
 def profiles_changed(*, profile_ids: Iterable[uuid.UUID | str]) -> None:
-    _get("profiles_changed")(profile_ids=profile_ids)
+    ids = list(profile_ids)
+    for hook in _get("profiles_changed"):
+        hook(profile_ids=ids)
 
 
 def group_changed(*, group_id: int) -> None:
-    _get("group_changed")(group_id=group_id)
+    for hook in _get("group_changed"):
+        hook(group_id=group_id)
 
 
 def profile_segments(profile: Profile) -> list[dict[str, Any]]:
@@ -117,7 +130,7 @@ def profile_segments(profile: Profile) -> list[dict[str, Any]]:
 
 def missing_hooks() -> list[str]:
     """The names of the hooks no app registered."""
-    return [f.name for f in fields(_Registry) if getattr(_registry, f.name) is None]
+    return [f.name for f in fields(_Registry) if not getattr(_registry, f.name)]
 
 
 def check_hooks_registered(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:

@@ -20,16 +20,16 @@ def test_segments_register_every_profile_hook() -> None:
 
 def test_the_registered_hooks_are_the_segments_services() -> None:
     registry = hooks._registry
-    assert registry.profiles_merged is segment_services.segments_profiles_merged
-    assert registry.profiles_unmerged is segment_services.segments_profiles_unmerged
-    assert registry.profiles_changed is segment_services.segments_reevaluate_later
-    assert registry.group_changed is segment_services.segments_group_changed_later
+    assert segment_services.segments_profiles_merged in registry.profiles_merged
+    assert segment_services.segments_profiles_unmerged in registry.profiles_unmerged
+    assert segment_services.segments_reevaluate_later in registry.profiles_changed
+    assert segment_services.segments_group_changed_later in registry.group_changed
     assert registry.profile_segments is segment_selectors.profile_segments
 
 
 @pytest.fixture
 def without_merged_hook(monkeypatch: Any) -> None:
-    monkeypatch.setattr(hooks._registry, "profiles_merged", None)
+    monkeypatch.setattr(hooks._registry, "profiles_merged", [])
 
 
 @pytest.mark.usefixtures("without_merged_hook")
@@ -46,9 +46,19 @@ def test_calling_a_missing_hook_raises_a_clear_error() -> None:
         hooks.profiles_merged(merge=None)  # type: ignore[arg-type]
 
 
-def test_a_registered_hook_is_called_with_keywords(monkeypatch: Any) -> None:
+def test_every_subscriber_is_called_once_in_registration_order(monkeypatch: Any) -> None:
     calls: list[Any] = []
-    monkeypatch.setattr(hooks._registry, "group_changed", None)
-    hooks.register_group_changed(lambda *, group_id: calls.append(group_id))
+    monkeypatch.setattr(hooks._registry, "group_changed", [])
+
+    def first(*, group_id: int) -> None:
+        calls.append(("first", group_id))
+
+    def second(*, group_id: int) -> None:
+        calls.append(("second", group_id))
+
+    hooks.register_group_changed(first)
+    hooks.register_group_changed(second)
+    hooks.register_group_changed(first)  # a second ready() does not subscribe it twice
     hooks.group_changed(group_id=7)
-    assert calls == [7]
+
+    assert calls == [("first", 7), ("second", 7)]
