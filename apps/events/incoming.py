@@ -107,6 +107,8 @@ class ProcessableEvent(Protocol):
     def context(self) -> Any: ...
     @property
     def session_key(self) -> str: ...
+    @property
+    def platform(self) -> bool: ...
 
 
 @dataclass(slots=True)
@@ -121,6 +123,8 @@ class IncomingEvent:
     properties: dict[str, Any] = field(default_factory=dict)
     context: dict[str, Any] = field(default_factory=dict)
     session_key: str = ""
+    # Emitted by the platform (events_emit), not by a client: see Event.platform.
+    platform: bool = False
     # Serialized forms, made once during validation and reused by the insert.
     properties_json: str = "{}"
     context_json: str = "{}"
@@ -138,6 +142,7 @@ class IncomingEvent:
             "properties": self.properties,
             "context": self.context,
             "session_key": self.session_key,
+            "platform": self.platform,
         }
 
     @classmethod
@@ -153,6 +158,7 @@ class IncomingEvent:
             properties=data["properties"],
             context=data["context"],
             session_key=data["session_key"],
+            platform=bool(data.get("platform", False)),
         )
 
 

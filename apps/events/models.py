@@ -85,6 +85,10 @@ class Event(models.Model):
     event_name = models.CharField(max_length=255)
     distinct_id = models.CharField(max_length=200)
     category = models.CharField(max_length=64, default="custom")
+    # Emitted by the platform itself (segment_entered, a workflow's emit_event...), set only by
+    # events_emit: not the person's activity (no last_seen, counters, sessions, `performed
+    # any`), though rules route on it and filters match it by name.
+    platform = models.BooleanField(default=False, editable=False)
     timestamp = models.DateTimeField()
     received_at = models.DateTimeField()
     properties = models.JSONField(default=dict)

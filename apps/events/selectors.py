@@ -16,8 +16,9 @@ def session_list() -> QuerySet[Session]:
 
 
 def event_stats_for(*, distinct_ids: list[str]) -> dict[str, Any]:
-    """First/last seen, event and session counts over the events of these distinct ids."""
-    events = Event.objects.filter(distinct_id__in=distinct_ids)
+    """First/last seen, event and session counts over the activity of these distinct ids
+    (events the platform emitted are not activity)."""
+    events = Event.objects.filter(distinct_id__in=distinct_ids, platform=False)
     stats = events.aggregate(
         first_seen=Min("timestamp"), last_seen=Max("timestamp"), event_count=Count("id")
     )

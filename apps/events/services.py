@@ -126,8 +126,11 @@ def events_emit(
 ) -> int | None:
     """Emit an event from inside the platform (segment_entered, a workflow's emit_event).
 
-    It goes through the normal pipeline: stored (in the internal source unless one is given),
-    then processed after the current transaction commits, so rules can route it. A given
+    Every emitted event is a platform event (Event.platform): not the person's activity, so
+    it moves no last_seen, counter or session and `performed any` leaves it out; rules route
+    on it and filters naming it match it. It goes through the normal pipeline: stored (in the
+    internal source unless one is given), then processed after the current transaction
+    commits, so rules can route it. A given
     message_id makes the emission idempotent. Returns the new event's id, or None when that
     message_id was already stored."""
     emission = Emission(
@@ -180,6 +183,7 @@ def _emitted(emission: Emission, source_id: str, now: datetime) -> IncomingEvent
         context=context,
         properties_json=properties_json,
         context_json=context_json,
+        platform=True,
     )
 
 

@@ -30,6 +30,7 @@ _COLUMNS = (
     "properties",
     "context",
     "session_key",
+    "platform",
 )
 _TABLE = Event._meta.db_table
 
@@ -40,7 +41,8 @@ _PG_INSERT = f"""
 INSERT INTO {_TABLE} ({", ".join(_COLUMNS)})
 SELECT * FROM unnest(
     %b::uuid[], %b::text[], %b::text[], %b::text[], %b::text[],
-    %b::timestamptz[], %b::timestamptz[], %b::jsonb[], %b::jsonb[], %b::text[]
+    %b::timestamptz[], %b::timestamptz[], %b::jsonb[], %b::jsonb[], %b::text[],
+    %b::boolean[]
 )
 ON CONFLICT (source_id, message_id) DO NOTHING
 RETURNING id
@@ -133,6 +135,7 @@ def _columns(events: Sequence[IncomingEvent]) -> list[list[object]]:
         [e.properties_json for e in events],
         [e.context_json for e in events],
         [e.session_key for e in events],
+        [e.platform for e in events],
     ]
 
 
@@ -158,6 +161,7 @@ def _values_insert(events: Sequence[IncomingEvent]) -> tuple[str, list[Any]]:
                 e.properties_json,
                 e.context_json,
                 e.session_key,
+                e.platform,
             )
         )
     return sql, params
@@ -166,8 +170,8 @@ def _values_insert(events: Sequence[IncomingEvent]) -> tuple[str, list[Any]]:
 def events_mark_processed(
     event_ids: Sequence[int], session_ids: Sequence[Any], processed_at: datetime
 ) -> None:
-    """Set each event's session and processed_at in one statement (PostgreSQL) or one
-    prepared statement run per row (SQLite)."""
+    """Set each event's session (None: it has none, as platform events) and processed_at in
+    one statement (PostgreSQL) or one prepared statement run per row (SQLite)."""
     if not event_ids:
         return
     with connection.cursor() as cursor:
@@ -175,14 +179,18 @@ def events_mark_processed(
             cursor.execute(
                 f"UPDATE {_TABLE} AS e SET session_id = u.sid, processed_at = %s "  # noqa: S608
                 "FROM unnest(%s::bigint[], %s::uuid[]) AS u(id, sid) WHERE e.id = u.id",
-                [processed_at, list(event_ids), [str(s) for s in session_ids]],
+                [
+                    processed_at,
+                    list(event_ids),
+                    [None if s is None else str(s) for s in session_ids],
+                ],
             )
         else:
             when = connection.ops.adapt_datetimefield_value(processed_at)
             cursor.executemany(
                 f"UPDATE {_TABLE} SET session_id = %s, processed_at = %s WHERE id = %s",  # noqa: S608
                 [
-                    (str(s).replace("-", ""), when, event_id)
+                    (None if s is None else str(s).replace("-", ""), when, event_id)
                     for event_id, s in zip(event_ids, session_ids, strict=True)
                 ],
             )

@@ -19,8 +19,6 @@ from apps.events.models import Event, Session
 from apps.profiles.models import Identity, Profile
 from apps.segments.models import Segment, SegmentMembership
 
-# Events the platform emits itself (segment entered/exited, workflow emissions) are not activity.
-PLATFORM_CATEGORY = "internal"
 HOME_CACHE_SECONDS = 30
 ACTIVE_WINDOW_DAYS = 30
 # The DAU/WAU/MAU chart reads (day, person) pairs; above this it samples the newest pairs.
@@ -28,7 +26,9 @@ MAX_ACTIVITY_PAIRS = 500_000
 
 
 def activity_events() -> QuerySet[Event]:
-    return Event.objects.exclude(category=PLATFORM_CATEGORY)
+    """The people's own events: those the platform emits itself (segment entered/exited,
+    workflow emissions, Event.platform) are not activity."""
+    return Event.objects.filter(platform=False)
 
 
 def _person() -> Subquery:

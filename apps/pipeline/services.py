@@ -33,6 +33,7 @@ _EVENT_FIELDS = (
     "properties",
     "context",
     "session_key",
+    "platform",
 )
 
 
@@ -50,14 +51,21 @@ def _save_sessions(assignment: SessionAssignment) -> None:
         )
 
 
-def events_process_batch(events: Sequence[ProcessableEvent]) -> SessionAssignment:
+def events_process_batch(events: Sequence[ProcessableEvent]) -> list[Session | None]:
     """The processing steps, in order, under the per-person locks: sessions, then profiles
     (identity resolution, merges, stats, groups), then segments (real-time membership), then
     routing rules (their runs are recorded, queued, in this transaction and run once it
-    commits). Call it inside a transaction."""
+    commits). Call it inside a transaction. Returns each event's session: None for platform
+    events, which are not a visit (nor any other activity; see Event.platform)."""
     locks_hold(lock_keys(events) | profile_services.profile_lock_names(events))
-    assignment = sessions_assign(events, sources=_sources_of(e.source_id for e in events))
+    activity = [i for i, e in enumerate(events) if not e.platform]
+    assignment = sessions_assign(
+        [events[i] for i in activity], sources=_sources_of(e.source_id for e in events)
+    )
     _save_sessions(assignment)
+    sessions: list[Session | None] = [None] * len(events)
+    for position, index in enumerate(activity):
+        sessions[index] = assignment.session_of[position]
     profiles = profile_services.profiles_process_events(
         events=events,
         new_session_people=[s.distinct_id for s in assignment.new.values()],
@@ -67,7 +75,7 @@ def events_process_batch(events: Sequence[ProcessableEvent]) -> SessionAssignmen
     # Processing only ever holds stored or ephemeral events: the two ProcessableEvent kinds.
     stored_or_ephemeral = cast("Sequence[Event | IncomingEvent]", events)
     workflow_services.rules_dispatch(events=stored_or_ephemeral, profiles=profiles)
-    return assignment
+    return sessions
 
 
 def events_process(*, event_ids: Sequence[int]) -> int:
@@ -82,10 +90,10 @@ def events_process(*, event_ids: Sequence[int]) -> int:
         events = list(query.order_by("id"))
         if not events:
             return 0
-        assignment = events_process_batch(events)
+        sessions = events_process_batch(events)
         events_mark_processed(
             [e.id for e in events],
-            [assignment.session_of[i].id for i in range(len(events))],
+            [None if s is None else s.id for s in sessions],
             timezone.now(),
         )
     return len(events)

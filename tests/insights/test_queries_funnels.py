@@ -20,7 +20,7 @@ STEP_NAMES = ["signup", "view", "buy"]
 
 def _matches(row: Row, step: dict[str, Any]) -> bool:
     if step["event"] == "*":
-        return row.category != "internal"
+        return not row.platform
     if row.name != step["event"]:
         return False
     return step.get("plan") is None or row.plan == step["plan"]
@@ -40,7 +40,7 @@ def reference(world: World, query: dict[str, Any], start: Any, end: Any) -> dict
             continue
         relevant = any(_matches(row, s) for s in steps + exclusions)
         if strict:
-            relevant = row.category != "internal"
+            relevant = not row.platform
         if relevant:
             by_person.setdefault(person, []).append(row)
     best: dict[str, tuple[int, int, list[Any], Row]] = {}

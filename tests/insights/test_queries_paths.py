@@ -22,7 +22,7 @@ def reference(world: World, query: dict[str, Any], start: Any, end: Any) -> Coun
     by_person: dict[str, list[Row]] = {}
     for row in world.rows:
         person = world.person_of(row)
-        if person is None or row.category == "internal" or not start <= row.ts < end:
+        if person is None or row.platform or not start <= row.ts < end:
             continue
         by_person.setdefault(person, []).append(row)
     links: Counter = Counter()

@@ -46,7 +46,7 @@ def reference(world: World, series: dict[str, Any], query: dict[str, Any], start
         if not start <= row.ts < end:
             continue
         if series["event"] == "*":
-            if row.category == "internal":
+            if row.platform:
                 continue
         elif row.name != series["event"]:
             continue

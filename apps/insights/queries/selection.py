@@ -16,8 +16,6 @@ from apps.profiles.models import Identity, Profile
 from apps.segments.filtering import Filter, events_matching
 
 ANY_EVENT = "*"
-# Events the platform emits itself (segment entered, deliveries) are not activity.
-PLATFORM_CATEGORY = "internal"
 
 
 def events_queryset(
@@ -36,7 +34,8 @@ def events_queryset(
     if end is not None:
         queryset = queryset.filter(timestamp__lt=end)
     if names is None or set(names) == {ANY_EVENT}:
-        queryset = queryset.exclude(category=PLATFORM_CATEGORY)
+        # Events the platform emits itself (segment entered, deliveries) are not activity.
+        queryset = queryset.filter(platform=False)
     elif ANY_EVENT in names:
         pass  # "*" beside named events: the step flags tell the rows apart
     else:
@@ -50,7 +49,7 @@ def events_queryset(
 def step_flag(using: str, name: str, filt: Filter | None) -> Case:
     """1 when the row is an event `name` (any activity for "*") matching `filt`, else 0: the
     filter runs as an EXISTS on the row's primary key, so only rows of that name pay for it."""
-    condition = Q(event_name=name) if name != ANY_EVENT else ~Q(category=PLATFORM_CATEGORY)
+    condition = Q(event_name=name) if name != ANY_EVENT else Q(platform=False)
     if filt is not None:
         matching = events_matching(
             filt, Event.objects.using(using).filter(pk=OuterRef("pk"))

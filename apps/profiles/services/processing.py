@@ -152,7 +152,8 @@ def profiles_process_events(
 ) -> dict[str, Profile]:
     """Resolve each event's person (creating profiles for new ids), apply identify/alias
     events and identification points in time order, join the groups events carry, and update
-    profile stats. Runs inside processing's transaction, under its per-distinct_id locks.
+    profile stats from the person's own events (platform events are not activity). Runs inside
+    processing's transaction, under its per-distinct_id locks.
     Returns each distinct_id's profile (as resolved: its stats may be older than the row's)."""
     ordered = sorted(events, key=lambda e: e.timestamp)
     for event in ordered:
@@ -167,6 +168,8 @@ def profiles_process_events(
 
     stats: dict[uuid.UUID, _Stats] = {}
     for event in ordered:
+        if event.platform:
+            continue  # not the person's activity: no last_seen, no counters
         profile = profiles[event.distinct_id]
         entry = stats.get(profile.pk)
         if entry is None:

@@ -206,7 +206,10 @@ class _Context:
         since = None if node.within_days is None else self.now - timedelta(days=node.within_days)
         count = 0
         for event in self.events():
-            if node.event != ANY_EVENT and event.event_name != node.event:
+            if node.event == ANY_EVENT:
+                if event.platform:
+                    continue  # `performed any` is activity; platform events match by name
+            elif event.event_name != node.event:
                 continue
             if since is not None and event.timestamp < since:
                 continue

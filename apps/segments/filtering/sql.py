@@ -612,9 +612,12 @@ class _Compiler:
         return query
 
     def _performed_events(self, node: Performed, events: QuerySet[Event]) -> QuerySet[Event]:
-        """The events a behavioural leaf counts, whoever performed them."""
+        """The events a behavioural leaf counts, whoever performed them: any activity, or
+        the events of one name (platform events only when named)."""
         if node.event != ANY_EVENT:
             events = events.filter(event_name=node.event)
+        else:
+            events = events.filter(platform=False)
         if node.within_days is not None:
             events = events.filter(timestamp__gte=self.now - timedelta(days=node.within_days))
         if node.where is not None:

@@ -43,6 +43,8 @@ class _Touched:
     """What a batch of events did to one profile, for deciding which segments to look at."""
 
     event_names: set[str] = field(default_factory=set)
+    # The person's own events (not only platform ones): stats and `performed any` may change.
+    activity: bool = False
     identity: bool = False  # traits, identities or groups may have changed
     groups: bool = False
     # Types of groups whose own properties changed (segments reading those types only).
@@ -52,9 +54,8 @@ class _Touched:
 def _could_change(parsed: Filter, touched: _Touched) -> bool:
     refs = parsed.references
     return bool(
-        refs.any_event
+        (touched.activity and (refs.any_event or set(refs.profile_fields) & STAT_FIELDS))
         or refs.event_names & touched.event_names
-        or set(refs.profile_fields) & STAT_FIELDS
         or (touched.identity and (refs.profile_fields or refs.trait_keys or refs.groups))
         or (touched.groups and refs.groups)
         or bool(touched.group_keys & refs.groups)
@@ -66,7 +67,8 @@ def segments_process_events(
 ) -> None:
     """The segment step of processing: for the profiles of these events only, re-evaluate
     (in memory) the dynamic segments the events could change: those referencing the events'
-    names, any event, profile stats, or (after identify/set/alias/group events) traits and
+    names, any activity or profile stats (when they are the person's own events, not only
+    platform events), or (after identify/set/alias/group events) traits and
     groups. Runs inside processing's transaction, after the profile step."""
     segments = _dynamic_segments()
     if not segments or not events:
@@ -83,6 +85,7 @@ def segments_process_events(
             continue  # deleted meanwhile
         entry = touched[live[profile.pk]]
         entry.event_names.add(event.event_name)
+        entry.activity = entry.activity or not event.platform
         if event.event_name in profile_services.IDENTITY_EVENTS:
             entry.identity = True
         props = event.properties if isinstance(event.properties, dict) else {}
@@ -100,7 +103,7 @@ def segments_reevaluate(*, profile_ids: Iterable[uuid.UUID | str]) -> None:
     if not segments or not ids:
         return
     live = _live(Profile.objects.filter(pk__in=ids).values_list("id", "merged_into_id"))
-    everything = _Touched(identity=True, groups=True)
+    everything = _Touched(activity=True, identity=True, groups=True)
     with transaction.atomic():
         _reevaluate(segments, dict.fromkeys(set(live.values()), everything), all_segments=True)
 
