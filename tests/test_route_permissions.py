@@ -72,7 +72,10 @@ ROUTES: dict[str, dict[str, Any] | str] = {
     "session-list": {"GET": perms("events.view_session")},
     "session-detail": {"GET": perms("events.view_session")},
     "source-list": {"GET": perms("sources.view_eventsource")},
-    "source-detail": {"GET": perms("sources.view_eventsource")},
+    "source-detail": {
+        "GET": perms("sources.view_eventsource"),
+        "PATCH": perms("sources.change_eventsource"),
+    },
     "source-rotate-write-key": {"POST": perms("sources.rotate_write_key")},
     "profile-list": {"GET": perms("profiles.view_profile")},
     "profile-detail": {"GET": perms("profiles.view_profile")},

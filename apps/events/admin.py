@@ -32,12 +32,13 @@ def _json(value: Any) -> str:
 @admin.register(Event)
 class EventAdmin(ReadOnlyAdmin):
     list_display = ["event_name", "distinct_id", "source", "category", "timestamp", "processed_at"]
-    list_filter = ["source", "category", "timestamp"]
+    list_filter = ["source", "category", "platform", "personless", "timestamp"]
     search_fields = ["distinct_id", "event_name", "message_id"]
     date_hierarchy = "timestamp"
     list_select_related = ["source"]
     show_full_result_count = False  # counting a large events table is slow
-    readonly_fields = ["workflow_runs", *REDACTED_FIELDS.values()]
+    # Not form fields (set at ingest or emission only): shown read-only.
+    readonly_fields = ["platform", "personless", "workflow_runs", *REDACTED_FIELDS.values()]
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         fields = [f for f in super().get_fields(request, obj) if f not in REDACTED_FIELDS.values()]
@@ -79,7 +80,7 @@ class SessionAdmin(ReadOnlyAdmin):
         "os",
         "device_type",
     ]
-    list_filter = ["source", "device_type", "browser", "os"]
+    list_filter = ["source", "personless", "device_type", "browser", "os"]
     search_fields = ["distinct_id", "key", "utm_campaign"]
     date_hierarchy = "started_at"
     list_select_related = ["source"]

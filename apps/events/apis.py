@@ -24,6 +24,7 @@ class SessionSerializer(serializers.ModelSerializer):
             "started_at",
             "last_event_at",
             "event_count",
+            "personless",
             *SESSION_ENTRY_FIELDS,
         ]
 
@@ -60,6 +61,8 @@ class EventSerializer(serializers.ModelSerializer):
             "event_name",
             "distinct_id",
             "category",
+            "platform",
+            "personless",
             "timestamp",
             "received_at",
             "properties",

@@ -17,6 +17,8 @@ class EventFilter(django_filters.FilterSet):
     processed = django_filters.BooleanFilter(
         field_name="processed_at", lookup_expr="isnull", exclude=True
     )
+    platform = django_filters.BooleanFilter()
+    personless = django_filters.BooleanFilter()
 
     class Meta:
         model = Event
@@ -30,6 +32,7 @@ class SessionFilter(django_filters.FilterSet):
     started_before = BoundedIsoDateTimeFilter(field_name="started_at", lookup_expr="lt")
     utm_campaign = django_filters.CharFilter()
     device_type = django_filters.CharFilter()
+    personless = django_filters.BooleanFilter()
 
     class Meta:
         model = Session

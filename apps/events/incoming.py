@@ -109,6 +109,8 @@ class ProcessableEvent(Protocol):
     def session_key(self) -> str: ...
     @property
     def platform(self) -> bool: ...
+    @property
+    def personless(self) -> bool | None: ...
 
 
 @dataclass(slots=True)
@@ -125,6 +127,9 @@ class IncomingEvent:
     session_key: str = ""
     # Emitted by the platform (events_emit), not by a client: see Event.platform.
     platform: bool = False
+    # Sent without a profile (see Event.personless). None until ingest applies the source's
+    # setting: the wire formats set it only when the event carries its own flag.
+    personless: bool | None = None
     # Serialized forms, made once during validation and reused by the insert.
     properties_json: str = "{}"
     context_json: str = "{}"
@@ -143,6 +148,7 @@ class IncomingEvent:
             "context": self.context,
             "session_key": self.session_key,
             "platform": self.platform,
+            "personless": bool(self.personless),
         }
 
     @classmethod
@@ -159,6 +165,7 @@ class IncomingEvent:
             context=data["context"],
             session_key=data["session_key"],
             platform=bool(data.get("platform", False)),
+            personless=bool(data.get("personless", False)),
         )
 
 
@@ -335,6 +342,15 @@ def clean_object(value: Any, field_name: str) -> dict[str, Any]:
         return {}
     if not isinstance(value, dict):
         raise Rejection(field_name, f"must be an object, not {json_type(value)}")
+    return value
+
+
+def clean_profile_flag(value: Any, field_name: str) -> bool | None:
+    """An event's own "with a profile" flag: True, False, or None when it sends none."""
+    if value is None:
+        return None
+    if not isinstance(value, bool):
+        raise Rejection(field_name, f"must be true or false, not {json_type(value)}")
     return value
 
 

@@ -41,6 +41,8 @@ class Session(models.Model):
     started_at = models.DateTimeField()
     last_event_at = models.DateTimeField()
     event_count = models.PositiveIntegerField(default=0)
+    # Started by a personless event (Event.personless): a visit that belongs to no profile.
+    personless = models.BooleanField(default=False, editable=False)
 
     referrer = models.TextField(blank=True)
     referring_domain = models.CharField(max_length=255, blank=True)
@@ -89,6 +91,10 @@ class Event(models.Model):
     # events_emit: not the person's activity (no last_seen, counters, sessions, `performed
     # any`), though rules route on it and filters match it by name.
     platform = models.BooleanField(default=False, editable=False)
+    # Sent without a profile (the source's setting or the event's own flag): stored, in
+    # sessions and routed by rules, but it creates or touches no profile, identity or counter,
+    # and never joins a person, even after an identify of its distinct_id.
+    personless = models.BooleanField(default=False, editable=False)
     timestamp = models.DateTimeField()
     received_at = models.DateTimeField()
     properties = models.JSONField(default=dict)

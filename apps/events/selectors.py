@@ -17,18 +17,23 @@ def session_list() -> QuerySet[Session]:
 
 def event_stats_for(*, distinct_ids: list[str]) -> dict[str, Any]:
     """First/last seen, event and session counts over the activity of these distinct ids
-    (events the platform emitted are not activity)."""
-    events = Event.objects.filter(distinct_id__in=distinct_ids, platform=False)
+    (events the platform emitted are not activity; personless events and visits are nobody's)."""
+    events = Event.objects.filter(distinct_id__in=distinct_ids, platform=False, personless=False)
     stats = events.aggregate(
         first_seen=Min("timestamp"), last_seen=Max("timestamp"), event_count=Count("id")
     )
-    stats["session_count"] = Session.objects.filter(distinct_id__in=distinct_ids).count()
+    stats["session_count"] = Session.objects.filter(
+        distinct_id__in=distinct_ids, personless=False
+    ).count()
     return stats
 
 
 def event_timeline(*, distinct_ids: list[str]) -> Any:
-    """The events of a person (all their distinct ids), newest first."""
-    return Event.objects.filter(distinct_id__in=distinct_ids).select_related("session")
+    """The events of a person (all their distinct ids), newest first; personless events are
+    nobody's, even when sent with one of these ids."""
+    return Event.objects.filter(distinct_id__in=distinct_ids, personless=False).select_related(
+        "session"
+    )
 
 
 def session_person(*, source_id: Any, key: str) -> str | None:

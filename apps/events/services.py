@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -64,6 +64,8 @@ def events_ingest(*, source: EventSource, batch: ParsedBatch) -> IngestResult:
     unique: dict[str, IncomingEvent] = {}
     for event in batch.events:
         unique.setdefault(event.message_id, event)
+    # Before the gates, so that they see whether each event has a profile.
+    _personless_apply(source, unique.values())
     kept, dropped = ingest_gates_apply(source=source, events=list(unique.values()))
     if source.ephemeral:
         _send_ephemeral(kept)
@@ -81,6 +83,14 @@ def events_ingest(*, source: EventSource, batch: ParsedBatch) -> IngestResult:
         rejected=batch.rejected,
         warnings=[w.as_dict() for w in batch.warnings] + _dropped_warnings(batch, dropped),
     )
+
+
+def _personless_apply(source: EventSource, events: Iterable[IncomingEvent]) -> None:
+    """Events that carry no profile flag of their own follow the source's setting."""
+    default = not source.with_profiles
+    for event in events:
+        if event.personless is None:
+            event.personless = default
 
 
 def _dropped_warnings(batch: ParsedBatch, dropped: list[Dropped]) -> list[dict[str, Any]]:
@@ -184,6 +194,7 @@ def _emitted(emission: Emission, source_id: str, now: datetime) -> IncomingEvent
         properties_json=properties_json,
         context_json=context_json,
         platform=True,
+        personless=False,
     )
 
 

@@ -34,6 +34,8 @@ class SessionizedEvent(Protocol):
     def session_key(self) -> str: ...
     @property
     def source_id(self) -> Any: ...
+    @property
+    def personless(self) -> bool | None: ...
 
 
 @lru_cache(maxsize=512)
@@ -89,6 +91,7 @@ def session_from_event(source_id: str, event: SessionizedEvent, key: str = "") -
         started_at=event.timestamp,
         last_event_at=event.timestamp,
         event_count=0,
+        personless=bool(event.personless),
         **_entry_details(event),
     )
 
@@ -174,7 +177,8 @@ def sessions_assign(
             assignment.attach(index, session, event)
             continue
         timeout = timedelta(minutes=sources[source_id].session_timeout_minutes)
-        candidates = open_sessions[(source_id, event.distinct_id)]
+        # A personless visit and a person's visit of the same distinct_id stay apart.
+        candidates = open_sessions[(source_id, event.distinct_id, bool(event.personless))]
         session = _current(candidates, event.timestamp)
         if session is None or not _fits(session, event, timeout):
             session = session_from_event(source_id, event)
@@ -186,12 +190,12 @@ def sessions_assign(
 
 def _load_candidates(
     events: Sequence[SessionizedEvent], sources: dict[str, EventSource]
-) -> tuple[dict[tuple[str, str], Session], dict[tuple[str, str], list[Session]]]:
+) -> tuple[dict[tuple[str, str], Session], dict[tuple[str, str, bool], list[Session]]]:
     """Sessions the batch may continue: by client key, and each person's recent sessions."""
     keyed = {(str(e.source_id), e.session_key) for e in events if e.session_key}
     people = {(str(e.source_id), e.distinct_id) for e in events if not e.session_key}
     by_key: dict[tuple[str, str], Session] = {}
-    open_sessions: dict[tuple[str, str], list[Session]] = defaultdict(list)
+    open_sessions: dict[tuple[str, str, bool], list[Session]] = defaultdict(list)
 
     if keyed:
         found = Session.objects.filter(
@@ -212,5 +216,5 @@ def _load_candidates(
         for session in recent:
             pair = (str(session.source_id), session.distinct_id)
             if pair in people:
-                open_sessions[pair].append(session)
+                open_sessions[(*pair, session.personless)].append(session)
     return by_key, open_sessions

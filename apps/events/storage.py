@@ -31,6 +31,7 @@ _COLUMNS = (
     "context",
     "session_key",
     "platform",
+    "personless",
 )
 _TABLE = Event._meta.db_table
 
@@ -42,7 +43,7 @@ INSERT INTO {_TABLE} ({", ".join(_COLUMNS)})
 SELECT * FROM unnest(
     %b::uuid[], %b::text[], %b::text[], %b::text[], %b::text[],
     %b::timestamptz[], %b::timestamptz[], %b::jsonb[], %b::jsonb[], %b::text[],
-    %b::boolean[]
+    %b::boolean[], %b::boolean[]
 )
 ON CONFLICT (source_id, message_id) DO NOTHING
 RETURNING id
@@ -136,6 +137,7 @@ def _columns(events: Sequence[IncomingEvent]) -> list[list[object]]:
         [e.context_json for e in events],
         [e.session_key for e in events],
         [e.platform for e in events],
+        [bool(e.personless) for e in events],
     ]
 
 
@@ -162,6 +164,7 @@ def _values_insert(events: Sequence[IncomingEvent]) -> tuple[str, list[Any]]:
                 e.context_json,
                 e.session_key,
                 e.platform,
+                bool(e.personless),
             )
         )
     return sql, params

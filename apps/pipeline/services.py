@@ -34,6 +34,7 @@ _EVENT_FIELDS = (
     "context",
     "session_key",
     "platform",
+    "personless",
 )
 
 
@@ -56,8 +57,15 @@ def events_process_batch(events: Sequence[ProcessableEvent]) -> list[Session | N
     (identity resolution, merges, stats, groups), then segments (real-time membership), then
     routing rules (their runs are recorded, queued, in this transaction and run once it
     commits). Call it inside a transaction. Returns each event's session: None for platform
-    events, which are not a visit (nor any other activity; see Event.platform)."""
-    locks_hold(lock_keys(events) | profile_services.profile_lock_names(events))
+    events, which are not a visit (nor any other activity; see Event.platform).
+
+    Personless events (Event.personless) get sessions and rules, nothing of the profile and
+    segment steps: no profile, identity, traits or counters."""
+    people = [e for e in events if not e.personless]
+    lock_names = lock_keys(events)
+    if people:
+        lock_names |= profile_services.profile_lock_names(people)
+    locks_hold(lock_names)
     activity = [i for i, e in enumerate(events) if not e.platform]
     assignment = sessions_assign(
         [events[i] for i in activity], sources=_sources_of(e.source_id for e in events)
@@ -66,15 +74,21 @@ def events_process_batch(events: Sequence[ProcessableEvent]) -> list[Session | N
     sessions: list[Session | None] = [None] * len(events)
     for position, index in enumerate(activity):
         sessions[index] = assignment.session_of[position]
-    profiles = profile_services.profiles_process_events(
-        events=events,
-        new_session_people=[s.distinct_id for s in assignment.new.values()],
-        points=identification.points_enabled(),
-    )
-    segment_services.segments_process_events(events=events, profiles=profiles)
     # Processing only ever holds stored or ephemeral events: the two ProcessableEvent kinds.
-    stored_or_ephemeral = cast("Sequence[Event | IncomingEvent]", events)
-    workflow_services.rules_dispatch(events=stored_or_ephemeral, profiles=profiles)
+    routed = cast("Sequence[Event | IncomingEvent]", events)
+    if people:
+        profiles = profile_services.profiles_process_events(
+            events=people,
+            new_session_people=[s.distinct_id for s in assignment.new.values() if not s.personless],
+            points=identification.points_enabled(),
+        )
+        segment_services.segments_process_events(events=people, profiles=profiles)
+        workflow_services.rules_dispatch(
+            events=[e for e in routed if not e.personless], profiles=profiles
+        )
+    if len(people) < len(events):
+        # A personless event's run has no profile, even when its distinct_id has one.
+        workflow_services.rules_dispatch(events=[e for e in routed if e.personless])
     return sessions
 
 

@@ -37,12 +37,13 @@ class EventSourceAdmin(admin.ModelAdmin):
         "bridge",
         "enabled",
         "ephemeral",
+        "with_profiles",
         "requires_consent",
         "session_timeout_minutes",
         "rate_limit_per_second",
         "created_at",
     ]
-    list_filter = ["bridge", "enabled", "ephemeral", "requires_consent"]
+    list_filter = ["bridge", "enabled", "ephemeral", "with_profiles", "requires_consent"]
     search_fields = ["name", "description", "write_key", "id"]
     readonly_fields = [
         "id",
@@ -60,6 +61,7 @@ class EventSourceAdmin(admin.ModelAdmin):
             {
                 "fields": [
                     "ephemeral",
+                    "with_profiles",
                     "requires_consent",
                     "session_timeout_minutes",
                     "allowed_origins",

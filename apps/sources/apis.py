@@ -1,5 +1,6 @@
-"""Management API for event sources (sources are configured in the admin): read them, and
-rotate a write key. The key is in full only for users who may change sources."""
+"""Management API for event sources (sources are configured in the admin): read them, rotate
+a write key, and choose whether their events create profiles (PATCH `with_profiles`). The key
+is in full only for users who may change sources."""
 
 from typing import Any
 
@@ -46,6 +47,7 @@ class EventSourceSerializer(serializers.ModelSerializer):
             "write_key",
             "enabled",
             "ephemeral",
+            "with_profiles",
             "requires_consent",
             "session_timeout_minutes",
             "allowed_origins",
@@ -53,6 +55,13 @@ class EventSourceSerializer(serializers.ModelSerializer):
             "created_at",
             "updated_at",
         ]
+
+
+class EventSourceSettingsSerializer(serializers.Serializer[EventSource]):
+    with_profiles = serializers.BooleanField(
+        help_text="Events create and update profiles; false: personless events (stored, "
+        "sessionized and routed, but no profile, identity, traits or counters)."
+    )
 
 
 class CreatedCursorPagination(NewestFirstCursorPagination):
@@ -63,8 +72,19 @@ class EventSourceViewSet(AuditMixin, viewsets.ReadOnlyModelViewSet):
     permission_model = EventSource
     serializer_class = EventSourceSerializer
     pagination_class = CreatedCursorPagination
-    filterset_fields = ["enabled", "ephemeral", "bridge"]
+    filterset_fields = ["enabled", "ephemeral", "with_profiles", "bridge"]
     queryset = EventSource.objects.all()
+    http_method_names = ["get", "post", "patch", "head", "options"]
+
+    @extend_schema(request=EventSourceSettingsSerializer, responses=EventSourceSerializer)
+    def partial_update(self, request: Request, pk: str | None = None) -> Response:
+        """Change the source's settings: `with_profiles`."""
+        settings = EventSourceSettingsSerializer(data=request.data)
+        settings.is_valid(raise_exception=True)
+        source = services.source_set_with_profiles(
+            source=self.get_object(), with_profiles=settings.validated_data["with_profiles"]
+        )
+        return Response(self.get_serializer(source).data)
 
     @extend_schema(request=None, responses=EventSourceSerializer)
     @requires("sources.rotate_write_key")

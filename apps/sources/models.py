@@ -24,6 +24,15 @@ class EventSource(models.Model):
     ephemeral = models.BooleanField(
         default=False, help_text="Events are processed but never stored."
     )
+    with_profiles = models.BooleanField(
+        default=True,
+        help_text=(
+            "Events create and update profiles. Off: they are stored, sessionized and routed "
+            "by rules but personless (no profile, identity, traits or counters); an event's "
+            "own profile flag overrides this. Identify, alias and group calls always act on "
+            "profiles."
+        ),
+    )
     requires_consent = models.BooleanField(
         default=False, help_text="Browser trackers send nothing until the visitor consents."
     )

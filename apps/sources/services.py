@@ -16,9 +16,11 @@ def source_create(
     allowed_origins: list[str] | None = None,
     session_timeout_minutes: int = 30,
     rate_limit_per_second: int = 2000,
+    with_profiles: bool = True,
 ) -> EventSource:
     source = EventSource(
         name=name,
+        with_profiles=with_profiles,
         ephemeral=ephemeral,
         requires_consent=requires_consent,
         allowed_origins=allowed_origins or [],
@@ -44,6 +46,15 @@ def source_rotate_write_key(*, source: EventSource) -> EventSource:
 def source_set_enabled(*, source: EventSource, enabled: bool) -> EventSource:
     source.enabled = enabled
     source.save(update_fields=["enabled", "updated_at"])
+    transaction.on_commit(lambda: selectors.source_cache_clear(source.write_key))
+    return source
+
+
+def source_set_with_profiles(*, source: EventSource, with_profiles: bool) -> EventSource:
+    """Whether the source's events create and update profiles (off: personless events, unless
+    an event says otherwise). Events already stored keep what they were stored as."""
+    source.with_profiles = with_profiles
+    source.save(update_fields=["with_profiles", "updated_at"])
     transaction.on_commit(lambda: selectors.source_cache_clear(source.write_key))
     return source
 

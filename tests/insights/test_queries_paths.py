@@ -21,7 +21,7 @@ GAP = timedelta(minutes=30)
 def reference(world: World, query: dict[str, Any], start: Any, end: Any) -> Counter:
     by_person: dict[str, list[Row]] = {}
     for row in world.rows:
-        person = world.person_of(row)
+        person = world.visitor_of(row)
         if person is None or row.platform or not start <= row.ts < end:
             continue
         by_person.setdefault(person, []).append(row)

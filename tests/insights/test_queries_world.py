@@ -39,7 +39,10 @@ class Row:
     # sets it) keeps an event out of activity.
     category: str = "custom"
     platform: bool = False
-    id: int = 0  # event id once stored
+    # Sent without a profile: nobody's, though its distinct_id may be a person's.
+    personless: bool = False
+    id: int = 0
+    distinct_id: str = ""  # set when stored  # event id once stored
 
 
 @dataclass
@@ -48,7 +51,12 @@ class World:
     people: list[str] = field(default_factory=list)  # profile id (str) per person index
 
     def person_of(self, row: Row) -> str | None:
-        return None if row.person < 0 else self.people[row.person]
+        """The person of an event: none for personless events, even on a person's id."""
+        return None if row.person < 0 or row.personless else self.people[row.person]
+
+    def visitor_of(self, row: Row) -> str | None:
+        """Whose sessions an event is in: its person's, or a personless event's distinct_id."""
+        return f"~{row.distinct_id}" if row.personless else self.person_of(row)
 
 
 def offsets(max_minutes: int = 40 * 24 * 60) -> st.SearchStrategy[int]:
@@ -73,6 +81,7 @@ def rows(max_size: int = 30, names: list[str] = NAMES) -> st.SearchStrategy[list
         path=st.sampled_from(PATHS),
         category=st.sampled_from(["custom", "custom", "internal"]),
         platform=st.sampled_from([False, False, False, True]),
+        personless=st.sampled_from([False, False, False, True]),
     )
     return st.lists(row, max_size=max_size)
 
@@ -91,6 +100,8 @@ def store(world: World) -> None:
     events = []
     for row in world.rows:
         distinct_id = ids[row.person][row.alias] if row.person >= 0 else f"x{next(_ids)}"
+        row.distinct_id = distinct_id
+        row.personless = row.personless and not row.platform  # the platform's have a person
         properties: dict[str, Any] = {"path": row.path}
         if row.plan is not None:
             properties["plan"] = row.plan
@@ -104,6 +115,7 @@ def store(world: World) -> None:
                 distinct_id=distinct_id,
                 category=row.category,
                 platform=row.platform,
+                personless=row.personless,
                 timestamp=row.ts,
                 received_at=row.ts,
                 properties=properties,

@@ -15,6 +15,7 @@ from apps.events.incoming import (
     Warning,
     clean_distinct_id,
     clean_object,
+    clean_profile_flag,
     clean_string,
     event_time,
     json_type,
@@ -110,6 +111,7 @@ def parse_event(
         required=False,
         allow_number=True,
     )
+    with_profile = clean_profile_flag(raw.get("profile"), "profile")
     timestamp = parse_timestamp(raw.get("timestamp"), "timestamp")
     sent_at = parse_timestamp(raw.get("sent_at"), "sent_at") or batch_sent_at
     when, time_warning = event_time(timestamp, sent_at, envelope.received_at, envelope.max_future)
@@ -160,6 +162,7 @@ def parse_event(
         session_key=session_key,
         properties_json=properties_json,
         context_json=context_json,
+        personless=None if with_profile is None else not with_profile,
     )
 
 
@@ -178,8 +181,10 @@ def _parse_special(
     category: str,
     properties: dict[str, Any],
 ) -> ParsedBatch:
-    """An identity call becomes an event of the pipeline (stored, processed in order)."""
+    """An identity call becomes an event of the pipeline (stored, processed in order). It
+    always acts on a profile, whatever the source's setting."""
     raw = {
+        "profile": True,
         "event_name": event_name,
         "category": category,
         "distinct_id": payload.get("distinct_id"),

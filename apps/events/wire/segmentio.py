@@ -186,7 +186,9 @@ def to_native(message: Any, shared: dict[str, Any], call: str | None = None) -> 
         event_name, category = "$create_alias", "identify"
         properties = {"alias": previous}
     timestamp, sent_at = _timestamps(message, shared)
+    with_profile = _profile_flag(kind, properties, context)
     return {
+        "profile": with_profile,
         "event_name": event_name,
         "distinct_id": distinct_id,
         "category": category,
@@ -196,6 +198,35 @@ def to_native(message: Any, shared: dict[str, Any], call: str | None = None) -> 
         "timestamp": timestamp,
         "sent_at": sent_at,
     }
+
+
+# Identity calls: they exist to act on a profile.
+_PROFILE_CALLS = ("identify", "group", "alias")
+
+
+def _profile_flag(kind: str, properties: dict[str, Any], context: dict[str, Any]) -> bool | None:
+    """Whether the message makes or updates a profile: PostHog's
+    `properties.$process_person_profile` or `context.profile`, false for a personless event;
+    None when it says nothing (the source decides). Identity calls always do."""
+    flag = None
+    for field, value in (
+        ("properties.$process_person_profile", properties.get("$process_person_profile")),
+        ("context.profile", context.get("profile")),
+    ):
+        if value is None:
+            continue
+        if not isinstance(value, bool):
+            raise Rejection(field, f"must be true or false, not {json_type(value)}")
+        flag = value if flag is None else flag and value
+    if kind in _PROFILE_CALLS:
+        if flag is False:
+            raise Rejection(
+                "context.profile",
+                "identify, group and alias calls always act on a profile: drop the "
+                "personless flag, or send a track call",
+            )
+        return True
+    return flag
 
 
 def _shared(payload: dict[str, Any]) -> dict[str, Any]:

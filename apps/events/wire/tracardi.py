@@ -14,6 +14,7 @@ from apps.events.incoming import (
     Rejection,
     clean_distinct_id,
     clean_object,
+    clean_profile_flag,
     clean_string,
     json_type,
 )
@@ -108,6 +109,8 @@ def parse(
         else:
             profile_id = (given_session and person_of_session(session_id)) or uuid.uuid4().hex
         context = clean_object(payload.get("context"), "context")
+        options = clean_object(payload.get("options"), "options")
+        request_profile = clean_profile_flag(options.get("profile"), "options.profile")
         shared_properties = clean_object(payload.get("properties"), "properties")
     except Rejection as exc:
         raise DomainError(exc.error, field=exc.field) from None
@@ -127,7 +130,12 @@ def parse(
             if not isinstance(event, dict):
                 raise Rejection(None, f"an event must be an object, not {json_type(event)}")
             properties = clean_object(event.get("properties"), "properties")
+            own = clean_profile_flag(
+                clean_object(event.get("options"), "options").get("profile"), "options.profile"
+            )
             raw = {
+                # Tracardi's options.profile = false (on the request or the event): personless.
+                "profile": request_profile if own is None else own,
                 "event_name": event.get("type"),
                 "distinct_id": profile_id,
                 "session_id": session_id,

@@ -228,6 +228,7 @@ class FunnelRunner(QueryRunner[FunnelQuery, FunnelResult]):
             start=rng.start,
             end=rng.end + query.window,
             filters=[query.filter],
+            people=True,
         )
         flags = {
             f"f{k}": step_flag(self.using, s.event, s.filter) for k, s in enumerate(query.steps)

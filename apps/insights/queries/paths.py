@@ -1,6 +1,7 @@
-"""Paths: the most common sequences of steps people take in a session (split at 30 minutes of
-inactivity), from a start point, up to an end point, or from the session start; as Sankey
-nodes and links. A step is the event name, or for page_view events the page path."""
+"""Paths: the most common sequences of steps people (and personless visitors) take in a
+session (split at 30 minutes of inactivity), from a start point, up to an end point, or from
+the session start; as Sankey nodes and links. A step is the event name, or for page_view
+events the page path."""
 
 from __future__ import annotations
 
@@ -131,15 +132,26 @@ class PathsRunner(QueryRunner[PathsQuery, PathsResult]):
             filters=[query.filter],
         )
         inner, params = select_sql(
-            queryset, "id", "distinct_id", "timestamp", "event_name", "properties", "context"
+            queryset,
+            "id",
+            "distinct_id",
+            "timestamp",
+            "event_name",
+            "properties",
+            "context",
+            "personless",
         )
         epoch = epoch_us_sql(vendor, "e.timestamp")
         gap = SESSION_GAP_SECONDS * 1_000_000
         n = query.steps
         sql = (
-            f"WITH ev AS (SELECT pi.profile_id AS person, e.id AS eid, {epoch} AS ts, "
+            # A person's events are split into sessions; personless events (nobody's) are
+            # split by their distinct_id, each its own visitor.
+            f"WITH ev AS (SELECT CASE WHEN e.personless THEN '~' || e.distinct_id "
+            f"ELSE CAST(pi.profile_id AS text) END AS person, e.id AS eid, {epoch} AS ts, "
             f"{_item_sql(vendor)} AS item FROM ({inner}) e "
-            f"JOIN {IDENTITY_TABLE} pi ON pi.distinct_id = e.distinct_id), "
+            f"LEFT JOIN {IDENTITY_TABLE} pi ON pi.distinct_id = e.distinct_id "
+            f"AND NOT e.personless WHERE e.personless OR pi.profile_id IS NOT NULL), "
             f"g AS (SELECT person, eid, ts, item, CASE WHEN ts - lag(ts) OVER "
             f"(PARTITION BY person ORDER BY ts, eid) <= {gap} THEN 0 ELSE 1 END AS brk FROM ev), "
             f"s AS (SELECT person, eid, ts, item, sum(brk) OVER (PARTITION BY person "

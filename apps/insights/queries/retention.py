@@ -165,6 +165,7 @@ class RetentionRunner(QueryRunner[RetentionQuery, RetentionResult]):
                 start=start_from,
                 end=return_end,
                 filters=[query.start.filter, query.filter],
+                people=True,
             )
             sql, params = select_sql(qs, "distinct_id", "timestamp")
             parts.append((f"SELECT distinct_id, timestamp, 1 AS s, 1 AS r FROM ({sql}) a", params))
@@ -175,6 +176,7 @@ class RetentionRunner(QueryRunner[RetentionQuery, RetentionResult]):
                 start=start_from,
                 end=start_end,
                 filters=[query.start.filter, query.filter],
+                people=True,
             )
             sql, params = select_sql(qs, "distinct_id", "timestamp")
             parts.append((f"SELECT distinct_id, timestamp, 1 AS s, 0 AS r FROM ({sql}) a", params))
@@ -184,6 +186,7 @@ class RetentionRunner(QueryRunner[RetentionQuery, RetentionResult]):
                 start=cohort_start,
                 end=return_end,
                 filters=[query.returning.filter, query.filter],
+                people=True,
             )
             sql, params = select_sql(qs, "distinct_id", "timestamp")
             parts.append((f"SELECT distinct_id, timestamp, 0 AS s, 1 AS r FROM ({sql}) b", params))

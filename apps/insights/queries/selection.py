@@ -25,10 +25,14 @@ def events_queryset(
     start: datetime | None,
     end: datetime | None,
     filters: Sequence[Filter | None] = (),
+    people: bool = False,
 ) -> QuerySet[Event]:
     """Events of these names in [start, end) matching every filter. None or only "*": any
-    activity (platform events left out); "*" beside names: every event (flags decide)."""
+    activity (platform events left out); "*" beside names: every event (flags decide).
+    people: only events of people (personless events left out, for measures of people)."""
     queryset = Event.objects.using(using).all()
+    if people:
+        queryset = queryset.filter(personless=False)
     if start is not None:
         queryset = queryset.filter(timestamp__gte=start)
     if end is not None:

@@ -252,20 +252,22 @@ class TrendsRunner(QueryRunner[TrendsQuery, TrendsResult]):
     ) -> list[TrendsLine]:
         query = self.query
         vendor = prepare(self.using)
+        breakdown = query.breakdown
+        needs_person = series.math == "unique_people" or (breakdown and breakdown.type != "event")
         queryset = events_queryset(
             using=self.using,
             names=[series.event],
             start=date_range.start,
             end=date_range.end,
             filters=[series.filter, query.filter],
+            # Personless events count in totals and sums, never as people.
+            people=bool(needs_person),
         )
-        breakdown = query.breakdown
         columns = ["distinct_id", "timestamp"]
         if series.property_key or (breakdown and breakdown.type == "event"):
             columns.append("properties")
         inner, inner_params = select_sql(queryset, *columns)
         period, period_params = period_sql(vendor, "e.timestamp", query.interval, date_range.tz)
-        needs_person = series.math == "unique_people" or (breakdown and breakdown.type != "event")
         select = [f"{period} AS p"]
         params: list[Any] = [*period_params]
         joins: list[str] = []

@@ -206,6 +206,8 @@ class _Context:
         since = None if node.within_days is None else self.now - timedelta(days=node.within_days)
         count = 0
         for event in self.events():
+            if event.personless:
+                continue  # nobody's event, even once its distinct_id has a profile
             if node.event == ANY_EVENT:
                 if event.platform:
                     continue  # `performed any` is activity; platform events match by name
@@ -248,7 +250,8 @@ class _Context:
         if not leaves:
             return []
         queryset = Event.objects.filter(
-            distinct_id__in=Identity.objects.filter(profile=self.profile).values("distinct_id")
+            distinct_id__in=Identity.objects.filter(profile=self.profile).values("distinct_id"),
+            personless=False,
         )
         names = {leaf.event for leaf in leaves}
         if ANY_EVENT not in names:

@@ -613,7 +613,9 @@ class _Compiler:
 
     def _performed_events(self, node: Performed, events: QuerySet[Event]) -> QuerySet[Event]:
         """The events a behavioural leaf counts, whoever performed them: any activity, or
-        the events of one name (platform events only when named)."""
+        the events of one name (platform events only when named). Personless events belong to
+        nobody, even once their distinct_id has a profile."""
+        events = events.filter(personless=False)
         if node.event != ANY_EVENT:
             events = events.filter(event_name=node.event)
         else:
