@@ -11,7 +11,19 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.core.cache import cache
-from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, TextField
+from django.db.models import (
+    Case,
+    Count,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    TextField,
+    UUIDField,
+    Value,
+    When,
+)
 from django.db.models.functions import Cast, TruncDate
 from django.utils import timezone
 
@@ -31,10 +43,20 @@ def activity_events() -> QuerySet[Event]:
     return Event.objects.filter(platform=False)
 
 
-def _person() -> Subquery:
-    """The profile (after merges) of an event's distinct_id."""
-    return Subquery(
-        Identity.objects.filter(distinct_id=OuterRef("distinct_id")).values("profile_id")[:1]
+def _person() -> Case:
+    """The profile (after merges) of an event's distinct_id; none for a personless event, which
+    is nobody's even when its distinct_id has a profile."""
+    return Case(
+        When(
+            personless=False,
+            then=Subquery(
+                Identity.objects.filter(distinct_id=OuterRef("distinct_id")).values("profile_id")[
+                    :1
+                ]
+            ),
+        ),
+        default=Value(None),
+        output_field=UUIDField(),
     )
 
 

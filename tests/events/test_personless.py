@@ -20,7 +20,7 @@ from apps.sources.models import EventSource
 from apps.workflows import matching
 from apps.workflows.models import WorkflowRun
 from tests.events.track_helpers import error, event, ok
-from tests.factories import chain, node, profile_of, published, route, source_make, user_make
+from tests.factories import ago, chain, node, profile_of, published, route, source_make, user_make
 from tests.users import token_client
 
 
@@ -271,3 +271,23 @@ def test_the_admin_edits_the_setting(admin_client, db):
 
     page = admin_client.get(url)
     assert b'name="with_profiles"' in page.content
+
+
+def test_the_dashboard_counts_personless_events_but_not_as_active_people(tracker):
+    from apps.insights import selectors as insight_selectors
+
+    # A known person, last active 10 days ago, whose id now sends personless events.
+    identified = {"distinct_id": "known-1", "timestamp": ago(days=10).isoformat()}
+    ok(tracker.post(identified, path="/api/identify"))
+    _track(tracker, event("page_view", "known-1", profile=False))
+    _track(tracker, event("page_view", "anon-5", profile=False))
+
+    week = next(p for p in insight_selectors.home_periods() if p.days == 7)
+    assert (week.events, week.people) == (2, 0)
+    month = next(p for p in insight_selectors.home_periods() if p.days == 30)
+    assert (month.events, month.people) == (3, 1)
+    series = insight_selectors.active_users_series(days=1)
+    assert series["series"][0]["data"][-1] == 0  # nobody active today
+    live = {e.distinct_id: e.profile_id for e in insight_selectors.live_events()}
+    assert live["anon-5"] is None
+    assert set(live) == {"known-1", "anon-5"}
