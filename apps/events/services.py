@@ -140,9 +140,8 @@ def events_emit(
     it moves no last_seen, counter or session and `performed any` leaves it out; rules route
     on it and filters naming it match it. It goes through the normal pipeline: stored (in the
     internal source unless one is given), then processed after the current transaction
-    commits, so rules can route it. A given
-    message_id makes the emission idempotent. Returns the new event's id, or None when that
-    message_id was already stored."""
+    commits, so rules can route it. A given message_id makes the emission idempotent. Returns
+    the new event's id, or None when that message_id was already stored."""
     emission = Emission(
         distinct_id=distinct_id,
         event_name=event_name,
