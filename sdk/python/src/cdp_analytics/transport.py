@@ -1,0 +1,202 @@
+"""One HTTP connection to the server: Basic auth with the write key, gzip, and retries with
+exponential backoff and jitter on network errors, 429 and 5xx, honouring Retry-After."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import http.client
+import json
+import logging
+import random
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from cdp_analytics.errors import APIError
+
+logger = logging.getLogger("cdp_analytics")
+
+# Bodies this small gain nothing from gzip.
+GZIP_MIN_BYTES = 512
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often and how long to retry a request that may succeed later.
+
+    The n-th retry waits a random time up to min(backoff_max, backoff_base * 2**n) ("full
+    jitter", so that many clients do not retry in step), or what the server's Retry-After asks
+    when that is longer (at most retry_after_max)."""
+
+    max_retries: int = 8
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+    retry_after_max: float = 120.0
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        ceiling = min(self.backoff_max, self.backoff_base * (2**attempt))
+        wait = random.uniform(ceiling / 2, ceiling)
+        if retry_after is not None:
+            wait = max(wait, min(retry_after, self.retry_after_max))
+        return wait
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _error_from(status: int, data: bytes) -> APIError:
+    try:
+        body: Any = json.loads(data) if data else None
+    except ValueError:
+        body = None
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        return APIError(
+            str(error.get("message") or f"HTTP {status}"),
+            status=status,
+            code=str(error.get("code") or ""),
+            field=error.get("field"),
+            body=body,
+        )
+    text = data[:200].decode("utf-8", "replace").strip()
+    return APIError(text or f"HTTP {status}", status=status, body=body)
+
+
+class Transport:
+    """Sends request bodies to one host, one request at a time over a kept-alive connection."""
+
+    def __init__(
+        self,
+        *,
+        write_key: str,
+        host: str,
+        timeout: float,
+        gzip: bool,
+        retry: RetryPolicy,
+        user_agent: str,
+        sleep: Callable[[float], object] = time.sleep,
+    ) -> None:
+        parts = urlsplit(host)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                f"host must be an http(s) URL such as https://cdp.example.com: {host!r}"
+            )
+        self.scheme = parts.scheme
+        self.hostname = parts.hostname
+        self.port = parts.port
+        self.prefix = parts.path.rstrip("/")
+        self.origin = f"{parts.scheme}://{parts.netloc}"
+        self.timeout = timeout
+        self.gzip = gzip
+        self.retry = retry
+        self.sleep = sleep
+        token = base64.b64encode(f"{write_key}:".encode()).decode()
+        self.headers = {
+            "Authorization": f"Basic {token}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": user_agent,
+        }
+        self._connection: http.client.HTTPConnection | None = None
+        self._lock = threading.Lock()
+        self.retries = 0
+
+    def _connect(self) -> http.client.HTTPConnection:
+        if self._connection is None:
+            if self.scheme == "https":
+                self._connection = http.client.HTTPSConnection(
+                    self.hostname,
+                    self.port,
+                    timeout=self.timeout,
+                    context=ssl.create_default_context(),
+                )
+            else:
+                self._connection = http.client.HTTPConnection(
+                    self.hostname, self.port, timeout=self.timeout
+                )
+        return self._connection
+
+    def close(self) -> None:
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+    def _send_once(self, path: str, body: bytes) -> tuple[int, http.client.HTTPMessage, bytes]:
+        headers = dict(self.headers)
+        if self.gzip and len(body) >= GZIP_MIN_BYTES:
+            body = gzip.compress(body, compresslevel=6)
+            headers["Content-Encoding"] = "gzip"
+        connection = self._connect()
+        try:
+            connection.request("POST", self.prefix + path, body=body, headers=headers)
+            response = connection.getresponse()
+            data = response.read()
+        except BaseException:
+            # The connection is in an unknown state: open a new one next time.
+            connection.close()
+            self._connection = None
+            raise
+        if response.will_close:
+            connection.close()
+            self._connection = None
+        return response.status, response.headers, data
+
+    def post(self, path: str, build_body: Callable[[], bytes]) -> Any:
+        """POST a body (rebuilt for each attempt, so that its sent_at is fresh) and return the
+        server's JSON answer. Raises APIError for a refusal, or when every retry failed."""
+        attempt = 0
+        while True:
+            retry_after: float | None = None
+            try:
+                with self._lock:
+                    status, headers, data = self._send_once(path, build_body())
+            except (OSError, http.client.HTTPException) as exc:
+                error = APIError(
+                    f"could not reach {self.origin}: {type(exc).__name__}: {exc}",
+                    code="network_error",
+                )
+            else:
+                if 200 <= status < 300:
+                    try:
+                        return json.loads(data) if data else {}
+                    except ValueError:
+                        return {}
+                error = _error_from(status, data)
+                if not error.retryable:
+                    raise error
+                retry_after = parse_retry_after(headers.get("Retry-After"))
+            if attempt >= self.retry.max_retries:
+                raise error
+            wait = self.retry.delay(attempt, retry_after)
+            attempt += 1
+            self.retries += 1
+            logger.warning(
+                "%s %s failed (%s); retry %d of %d in %.1f s",
+                "POST",
+                path,
+                error,
+                attempt,
+                self.retry.max_retries,
+                wait,
+            )
+            self.sleep(wait)
