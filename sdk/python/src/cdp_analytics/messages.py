@@ -121,17 +121,16 @@ def _json_default(value: Any) -> Any:
     )
 
 
+# One encoder for every call (json.dumps with options builds a new one each time).
+_ENCODER = json.JSONEncoder(
+    default=_json_default, allow_nan=False, ensure_ascii=False, separators=(",", ":")
+)
+
+
 def to_json(value: Any, argument: str) -> bytes:
     """Compact JSON of a call's value; the error names the argument at fault."""
     try:
-        text = json.dumps(
-            value,
-            default=_json_default,
-            allow_nan=False,
-            ensure_ascii=False,
-            separators=(",", ":"),
-        )
-        return text.encode("utf-8")
+        return _ENCODER.encode(value).encode("utf-8")
     except TypeError as exc:
         raise TypeError(f"{argument}: {exc}") from None
     except ValueError as exc:  # NaN or infinity, or a circular reference
@@ -248,16 +247,28 @@ def track(
     }
     if session_id is not None:
         event["session_id"] = clean_text(session_id, "session_id", max_length=MAX_SESSION_ID)
-    props_json = to_json(props, "properties")
-    context_json = to_json(clean_mapping(context, "context"), "context")
-    size = len(props_json) + len(context_json) + len(name) + len(person)
-    if size > MAX_EVENT_BYTES:
-        raise ValueError(
-            f"the event is {size} bytes; the server's limit is {MAX_EVENT_BYTES} per event: "
-            "send fewer or smaller properties"
+    event["properties"] = props
+    event["context"] = clean_mapping(context, "context")
+    try:
+        data = _ENCODER.encode(event).encode("utf-8")
+    except (TypeError, ValueError):
+        # Name the argument at fault (only the properties and the context can be).
+        to_json(props, "properties")
+        to_json(event["context"], "context")
+        raise
+    if len(data) > MAX_EVENT_BYTES:
+        # What the server counts: the properties, the context, the name and the id.
+        size = (
+            len(to_json(props, "properties"))
+            + len(to_json(event["context"], "context"))
+            + len(name)
+            + len(person)
         )
-    head = to_json(event, "event")
-    data = head[:-1] + b',"properties":' + props_json + b',"context":' + context_json + b"}"
+        if size > MAX_EVENT_BYTES:
+            raise ValueError(
+                f"the event is {size} bytes; the server's limit is {MAX_EVENT_BYTES} per event: "
+                "send fewer or smaller properties"
+            )
     return Message(path=TRACK_PATH, data=data, message_id=event["message_id"], batchable=True)
 
 
