@@ -258,39 +258,77 @@ def test_shutdown_flushes_what_is_queued(live_server, write_key):
         client.track("user-8", "after")
 
 
+def _run_script(tmp_path, source: str, *args: str) -> subprocess.CompletedProcess:
+    script = tmp_path / "job.py"
+    script.write_text(textwrap.dedent(source))
+    return subprocess.run(
+        [sys.executable, str(script), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(BASE_DIR)},
+    )
+
+
 @pytest.mark.django_db(transaction=True)
 def test_exit_flushes_and_captures_an_uncaught_exception(live_server, write_key, tmp_path):
-    script = tmp_path / "job.py"
-    script.write_text(
-        textwrap.dedent(
-            """
-        import sys
+    result = _run_script(
+        tmp_path,
+        """
+        import sys, threading
         from cdp_analytics import Client
 
         client = Client(sys.argv[1], sys.argv[2], flush_interval=60, capture_exceptions=True,
                         exception_distinct_id="billing-worker")
         for n in range(5):
             client.track("user-9", "invoice_sent", {"n": n})
+        worker = threading.Thread(target=lambda: 1 / 0, name="exporter")
+        worker.start()
+        worker.join()
         raise RuntimeError("card processor unreachable")
-        """
-        )
-    )
-    result = subprocess.run(
-        [sys.executable, str(script), write_key, live_server.url],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "PYTHONPATH": str(BASE_DIR)},
+        """,
+        write_key,
+        live_server.url,
     )
     assert result.returncode == 1
     assert "card processor unreachable" in result.stderr  # Python's own report still runs
     assert Event.objects.filter(event_name="invoice_sent").count() == 5
-    error = Event.objects.get(event_name="server_error")
+    in_thread = Event.objects.get(event_name="server_error", properties__thread="exporter")
+    assert in_thread.properties["exception_type"] == "builtins.ZeroDivisionError"
+    error = Event.objects.get(event_name="server_error", properties__thread="MainThread")
     assert (error.distinct_id, error.category) == ("billing-worker", "error")
     assert error.properties["exception_type"] == "builtins.RuntimeError"
     assert error.properties["exception_message"] == "card processor unreachable"
     assert error.properties["handled"] is False
     assert "raise RuntimeError" in error.properties["stacktrace"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_forked_child_sends_its_own_calls_once(live_server, write_key, tmp_path):
+    """gunicorn --preload and Celery's prefork pool fork after the client is made: the child
+    gets a consumer thread of its own, and what the parent had queued is sent once, by it."""
+    result = _run_script(
+        tmp_path,
+        """
+        import os, sys
+        from cdp_analytics import Client
+
+        client = Client(sys.argv[1], sys.argv[2], flush_interval=60)
+        client.track("parent", "before_fork")
+        pid = os.fork()
+        if pid == 0:
+            client.track("child", "in_child")
+            sys.exit(0)  # the exit handler flushes the child's queue
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        client.track("parent", "after_fork")
+        """,
+        write_key,
+        live_server.url,
+    )
+    assert result.returncode == 0, result.stderr
+    names = sorted(Event.objects.values_list("event_name", flat=True))
+    assert names == ["after_fork", "before_fork", "in_child"]
 
 
 @pytest.mark.django_db(transaction=True)

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import queue
 import socket
 import sys
 import threading
 import traceback
+import weakref
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from types import TracebackType
@@ -34,6 +36,19 @@ logger = logging.getLogger("cdp_analytics")
 
 SERVER_ERROR_EVENT = "server_error"
 MAX_STACKTRACE = 8000
+
+
+# Clients of this process, so that a forked child (gunicorn --preload, Celery's prefork pool,
+# multiprocessing) gets a working client: a fork keeps no thread but the one that forked.
+_clients: weakref.WeakSet[Client] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for client in list(_clients):
+        client._restart_after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _positive(name: str, value: Any, *, integer: bool = True, zero: bool = False) -> None:
@@ -151,6 +166,7 @@ class Client:
                 done=self._done,
             )
             self._consumer.start()
+        _clients.add(self)
         self._hooks_installed = False
         if capture_exceptions:
             self._install_exception_hooks()
@@ -373,6 +389,27 @@ class Client:
                 timeout,
             )
         return flushed
+
+    def _restart_after_fork(self) -> None:
+        """In a forked child: new locks (another thread may have held them at the fork), an
+        empty queue (what was queued before the fork is the parent's to send), a connection of
+        its own, and a consumer thread of its own."""
+        self._lock = threading.Lock()
+        self._settled = threading.Condition(self._lock)
+        self._pending = 0
+        self._inbox = queue.Queue()
+        self._counters.lock = threading.Lock()
+        self._transport.forget_connection()
+        if self._consumer is not None and not self._closed:
+            old = self._consumer
+            self._consumer = Consumer(
+                inbox=self._inbox,
+                sender=self._sender,
+                batch_size=old.batch_size,
+                flush_interval=old.flush_interval,
+                done=self._done,
+            )
+            self._consumer.start()
 
     def _at_exit(self) -> None:
         self.shutdown(self.shutdown_timeout)

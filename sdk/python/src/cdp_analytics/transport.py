@@ -180,6 +180,11 @@ class Transport:
                 self._connection = _Connection(self.hostname, self.port, timeout=self.timeout)
         return self._connection
 
+    def forget_connection(self) -> None:
+        """In a forked child: the connection's socket is the parent's; open a new one."""
+        self._lock = threading.Lock()
+        self._connection = None
+
     def close(self) -> None:
         with self._lock:
             if self._connection is not None:
