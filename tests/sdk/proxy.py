@@ -55,12 +55,21 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         else:
             self._answer(response.status, data, {"Content-Type": "application/json"})
+        if proxy.close_idle:
+            # As gunicorn after its keepalive seconds: no Connection: close, the socket ends.
+            self.close_connection = True
 
 
 class FaultyProxy(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, upstream: str, faults: Iterable[str] = (), retry_after: str = "0") -> None:
+    def __init__(
+        self,
+        upstream: str,
+        faults: Iterable[str] = (),
+        retry_after: str = "0",
+        close_idle: bool = False,
+    ) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         parts = urlsplit(upstream)
         self.upstream_host = parts.hostname or "127.0.0.1"
@@ -68,9 +77,16 @@ class FaultyProxy(ThreadingHTTPServer):
         self.faults = deque(faults)
         assert set(self.faults) <= set(FAULTS)
         self.retry_after = retry_after
+        self.close_idle = close_idle
+        self.closed = 0
         self.lock = threading.Lock()
         self.requests: list[dict[str, Any]] = []
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+
+    def shutdown_request(self, request: Any) -> None:
+        super().shutdown_request(request)
+        with self.lock:
+            self.closed += 1
 
     def record(self, path: str, headers: dict[str, str]) -> str:
         with self.lock:

@@ -236,6 +236,18 @@ def test_retry_after_is_honoured(live_server, write_key):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_connection_the_server_closed_while_idle_is_not_an_error(live_server, write_key):
+    with FaultyProxy(live_server.url, close_idle=True) as proxy:
+        client = Client(write_key, proxy.url, sync_mode=True, **FAST_RETRIES)
+        for n in range(3):
+            client.track("user-12", "polled", {"n": n})
+            # The server has closed the kept-alive connection before the next call.
+            assert _wait_for(lambda n=n: proxy.closed == n + 1)
+    assert client.stats().retries == 0
+    assert Event.objects.filter(distinct_id="user-12").count() == 3
+
+
+@pytest.mark.django_db(transaction=True)
 def test_giving_up_after_max_retries_counts_a_failure(live_server, write_key):
     with FaultyProxy(live_server.url, ["503"] * 3) as proxy:
         client = Client(write_key, proxy.url, max_retries=2, sync_mode=True, **FAST_RETRIES)

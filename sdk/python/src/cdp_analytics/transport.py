@@ -9,6 +9,7 @@ import http.client
 import json
 import logging
 import random
+import select
 import socket
 import ssl
 import threading
@@ -128,6 +129,18 @@ def _post(
         connection.pending_body = None
 
 
+def _closed_by_server(connection: http.client.HTTPConnection) -> bool:
+    """An idle kept-alive socket has nothing to read; if it has, it is the server's close (or
+    data nobody asked for): either way the connection can't carry a request."""
+    if connection.sock is None:
+        return False
+    try:
+        readable, _, _ = select.select([connection.sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
 class Transport:
     """Sends request bodies to one host, one request at a time over a kept-alive connection."""
 
@@ -168,6 +181,11 @@ class Transport:
         self.retries = 0
 
     def _connect(self) -> _Connection | _TLSConnection:
+        if self._connection is not None and _closed_by_server(self._connection):
+            # The server ended the kept-alive connection while it was idle (gunicorn does
+            # after its keepalive seconds): reconnect now rather than fail the request on it.
+            self._connection.close()
+            self._connection = None
         if self._connection is None:
             if self.scheme == "https":
                 self._connection = _TLSConnection(
