@@ -462,3 +462,22 @@ def test_bad_client_options_raise(options, error, message):
     arguments = {"write_key": "key", "host": "http://127.0.0.1:9", **options}
     with pytest.raises(error, match=message):
         Client(**arguments)
+
+
+def test_retry_after_is_read_as_seconds_or_an_http_date():
+    from email.utils import format_datetime
+
+    from cdp_analytics.transport import RetryPolicy, parse_retry_after
+
+    assert parse_retry_after("5") == 5.0
+    in_a_minute = format_datetime(datetime.now(UTC) + timedelta(seconds=60), usegmt=True)
+    assert 55 <= parse_retry_after(in_a_minute) <= 60
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after(None) is None
+    policy = RetryPolicy(backoff_base=0.5, backoff_max=30.0, retry_after_max=120.0)
+    # Backoff doubles up to its ceiling, with jitter in its upper half.
+    assert 0.25 <= policy.delay(0, None) <= 0.5
+    assert 15.0 <= policy.delay(10, None) <= 30.0
+    # Retry-After wins when longer, up to its own ceiling.
+    assert policy.delay(0, 7.0) == 7.0
+    assert policy.delay(0, 3600.0) == 120.0
