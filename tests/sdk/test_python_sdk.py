@@ -159,12 +159,16 @@ def test_sync_mode_sends_before_returning_and_raises_refusals(live_server, write
 @pytest.mark.django_db(transaction=True)
 def test_background_refusal_goes_to_on_error_and_the_log(live_server, caplog):
     errors = []
-    client = Client(
-        "not-a-key", live_server.url, on_error=lambda e, p: errors.append((e, p)), **FAST_RETRIES
-    )
+
+    def on_error(error, payloads):
+        errors.append((error, payloads))
+        client.flush()  # would wait forever on the thread that sends: refused, and logged
+
+    client = Client("not-a-key", live_server.url, on_error=on_error, **FAST_RETRIES)
     with caplog.at_level(logging.ERROR, logger="cdp_analytics"):
         client.track("user-3", "refused", {"n": 1})
         assert client.flush(timeout=30)
+    assert "flush() can't be called from on_error" in caplog.text
     [(error, payloads)] = errors
     assert error.status == 401
     assert [p["event_name"] for p in payloads] == ["refused"]

@@ -361,6 +361,9 @@ class Client:
         False if `timeout` seconds passed first."""
         if self._consumer is None:
             return True
+        if threading.current_thread() is self._consumer:
+            # Called from on_error, in the thread that would have to do the sending.
+            raise RuntimeError("flush() can't be called from on_error: it would wait forever")
         self._inbox.put(FLUSH)
         with self._settled:
             return self._settled.wait_for(lambda: self._pending <= 0, timeout)
