@@ -233,6 +233,7 @@ def test_retry_after_is_honoured(live_server, write_key):
     with FaultyProxy(live_server.url, ["503"], retry_after="1") as proxy:
         client = Client(write_key, proxy.url, sync_mode=True, **FAST_RETRIES)
         client.track("user-6", "exported")
+        client.shutdown()
     first, second = proxy.requests
     # The backoff alone would have waited at most 0.05 s.
     assert second["at"] - first["at"] >= 1.0
@@ -247,6 +248,7 @@ def test_a_connection_the_server_closed_while_idle_is_not_an_error(live_server, 
             client.track("user-12", "polled", {"n": n})
             # The server has closed the kept-alive connection before the next call.
             assert _wait_for(lambda n=n: proxy.closed == n + 1)
+        client.shutdown()
     assert client.stats().retries == 0
     assert Event.objects.filter(distinct_id="user-12").count() == 3
 
@@ -257,6 +259,7 @@ def test_giving_up_after_max_retries_counts_a_failure(live_server, write_key):
         client = Client(write_key, proxy.url, max_retries=2, sync_mode=True, **FAST_RETRIES)
         with pytest.raises(APIError) as raised:
             client.track("user-7", "lost")
+        client.shutdown()
     assert raised.value.status == 503
     assert len(proxy.requests) == 3
     assert client.stats().failed == 1
