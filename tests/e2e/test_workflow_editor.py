@@ -10,7 +10,9 @@ README's copies: `CDP_SCREENSHOT_DIR=docs/img .venv/bin/pytest tests/e2e/test_wo
 
 from __future__ import annotations
 
+import ast
 import contextlib
+import json
 import os
 import re
 import threading
@@ -25,10 +27,11 @@ from django.db import connection
 from django.test import Client
 
 from apps.workflows import services
-from apps.workflows.graph import graph_validate
-from apps.workflows.models import Workflow
+from apps.workflows.graph import graph_errors, graph_validate
+from apps.workflows.models import Workflow, WorkflowRun
 from tests.clients import TrackingClient
-from tests.factories import source_make
+from tests.factories import chain, node, source_make
+from tests.users import user_with_perms
 
 sync_api = pytest.importorskip(
     "playwright.sync_api",
@@ -37,6 +40,7 @@ sync_api = pytest.importorskip(
 
 SCREENSHOT_DIR = os.environ.get("CDP_SCREENSHOT_DIR", "")
 TIMEOUT_MS = 20_000
+NO_INVALID_NODE = "document.querySelectorAll('.drawflow-node.wf-invalid').length === 0"
 ROOT = Path(settings.BASE_DIR)
 
 
@@ -87,7 +91,7 @@ class Tab:
         self.page = self.context.new_page()
         self.errors: list[str] = []
         self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
-        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.on("pageerror", lambda e: self.errors.append(f"{e} {e.stack}"))
 
     def open_editor(self, path: str) -> Any:
         self.page.goto(f"{self.base}{path}")
@@ -296,9 +300,227 @@ def test_build_fix_save_publish_test_and_reload(
         assert t.errors == []
 
 
-def test_smoke(browser: Any, server: str, editor_user: Any, shots: Path) -> None:
-    workflow = services.workflow_create(name="Smoke")
+def test_keyboard_undo_copy_versions_and_recorded_runs(
+    browser: Any, server: str, editor_user: Any, shots: Path
+) -> None:
+    graph = chain(node("tag", "set_trait", trait="plan", value="{{ event.properties.plan }}"))
+    workflow = services.workflow_create(name="Tagging", graph=graph)
+    services.workflow_publish(workflow=workflow)
+    services.rule_create(name="sign-ups", workflow=workflow, event_name="signed_up")
+    tracker = TrackingClient(Client(), source_make().write_key)
+    tracker.post({"event_name": "signed_up", "distinct_id": "bob", "properties": {"plan": "team"}})
+    run = WorkflowRun.objects.get(workflow=workflow)
+    assert run.status == "succeeded"
+
     with tab(browser, server, editor_user) as t:
         page = t.open_editor(f"/workflows/{workflow.pk}/")
-        page.screenshot(path="/tmp/wfshots/smoke.png")
+        # Tab through the canvas to a node; Enter opens its settings.
+        page.locator(".wf-canvas").focus()
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.dataset.nid") == "start"
+        page.keyboard.press("Enter")
+        assert page.evaluate("document.activeElement.value") == "start"  # its id field
+
+        # A palette item by keyboard: Enter adds it and focuses the node.
+        page.locator(".wf-palette-item[data-action='log']").focus()
+        page.keyboard.press("Enter")
+        assert page.evaluate("document.activeElement.dataset.nid") == "log"
+        before = {n["id"]: n["position"] for n in t.editor_graph()["nodes"]}["log"]
+        for _ in range(3):
+            page.keyboard.press("ArrowRight")
+        after = {n["id"]: n["position"] for n in t.editor_graph()["nodes"]}["log"]
+        assert after == {"x": before["x"] + 30, "y": before["y"]}
+
+        # Copy, paste, delete, undo, redo.
+        page.keyboard.press("Control+c")
+        page.keyboard.press("Control+v")
+        node_at(page, "log_2").wait_for()
+        assert page.evaluate("document.activeElement.dataset.nid") == "log_2"
+        page.keyboard.press("Delete")
+        node_at(page, "log_2").wait_for(state="detached")
+        page.locator(".wf-canvas").focus()
+        page.keyboard.press("Control+z")
+        node_at(page, "log_2").wait_for()
+        page.keyboard.press("Control+y")
+        node_at(page, "log_2").wait_for(state="detached")
+
+        # Connect by keyboard, fill the form, save.
+        node_at(page, "tag").focus()
+        row = page.locator(".wf-connections .wf-port-row[data-port='out']")
+        row.locator("select").select_option("log")
+        row.locator("button", has_text="Connect").press("Enter")
+        node_at(page, "log").click()
+        field(page, "message").locator("textarea").fill("plan {{ event.properties.plan }}")
+        field(page, "level").locator("select").select_option(label="info")
+        page.wait_for_function(NO_INVALID_NODE)
+        page.click("[data-cmd=save]")
+        status_is(page, "Draft saved")
+
+        # The draft against the published version.
+        page.click("[data-tab=versions]")
+        page.click("[data-panel=versions] button:has-text('Compare')")
+        page.locator(".wf-diff .wf-added li", has_text="log").first.wait_for()
+        assert page.locator(".wf-diff .wf-added li", has_text="tag (out) → log").count() == 1
+        assert "wf-diff-added" in node_at(page, "log").get_attribute("class")
+
+        # Restore v1: the draft becomes a copy of it again.
+        page.click("[data-version='1'] button:has-text('Restore…')")
+        page.click("[data-version='1'] button:has-text('Restore v1')")
+        status_is(page, "v1 is published again")
+        node_at(page, "log").wait_for(state="detached")
+        workflow.refresh_from_db()
+        assert workflow.graph == graph
+
+        # A recorded run: its trace drawn on the canvas, then replayed.
+        page.click("[data-tab=runs]")
+        page.click(f"[data-run='{run.pk}']")
+        page.locator(".wf-run-detail .wf-status-succeeded").wait_for()
+        for nid in ("start", "tag"):
+            assert "wf-ran" in node_at(page, nid).get_attribute("class")
+        page.click(".wf-run-detail button:has-text('Replay')")
+        page.wait_for_function("document.querySelectorAll('.drawflow-node.wf-ran').length === 2")
+        node_at(page, "tag").click()
+        assert '"team"' in page.locator(".wf-node-trace").inner_text()
+
+        # Zoom.
+        page.click("[data-cmd=zoom-in]")
+        assert page.locator("[data-cmd=zoom-reset]").inner_text() == "110%"
         assert t.errors == []
+
+
+def test_the_admin_page_edits_with_the_same_editor(
+    browser: Any, server: str, editor_user: Any
+) -> None:
+    workflow = services.workflow_create(name="In the admin")
+    with tab(browser, server, editor_user) as t:
+        page = t.open_editor(f"/admin/workflows/workflow/{workflow.pk}/change/")
+        drop(page, "end", 120, 200)
+        wire(page, "start", "out", "end")
+        page.wait_for_function(
+            "JSON.parse(document.getElementById('id_graph').value).edges.length === 1"
+        )
+        assert t.errors == []
+        page.click("input[name=_save]")
+        page.wait_for_url(re.compile(r".*/admin/workflows/workflow/$"))
+        workflow.refresh_from_db()
+        assert [n["action"] for n in workflow.graph["nodes"]] == ["start", "end"]
+        assert workflow.graph["edges"] == [{"from": "start", "port": "out", "to": "end"}]
+
+
+def test_a_viewer_sees_the_graph_and_cannot_change_it(browser: Any, server: str) -> None:
+    workflow = services.workflow_create(
+        name="Read only", graph=chain(node("tag", "set_trait", trait="a", value=1))
+    )
+    viewer = user_with_perms("workflows.view_workflow", staff=False)
+    with tab(browser, server, viewer) as t:
+        page = t.open_editor(f"/workflows/{workflow.pk}/")
+        assert page.locator(".drawflow-node").count() == 2
+        for hidden in ("[data-cmd=save]", "[data-cmd=publish]", ".wf-palette", "[data-tab=test]"):
+            assert not page.locator(hidden).is_visible(), hidden
+        node_at(page, "tag").click()
+        assert page.locator("[data-panel=settings] input").first.is_disabled()
+        box = node_at(page, "tag").bounding_box()
+        page.mouse.move(box["x"] + 40, box["y"] + 20)
+        page.mouse.down()
+        page.mouse.move(box["x"] + 240, box["y"] + 220, steps=5)
+        page.mouse.up()
+        assert node_at(page, "tag").bounding_box()["x"] == box["x"]
+        assert t.errors == []
+
+
+# --- the round trip: every workflow of the tests and the docs ------------------------------------
+
+
+def _module_names(tree: ast.Module, base: dict[str, Any]) -> dict[str, Any]:
+    """A test module's constants (graphs built from tests/factories.py helpers)."""
+    names = dict(base)
+    for statement in tree.body:
+        if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
+            target = statement.targets[0]
+            if isinstance(target, ast.Name):
+                with contextlib.suppress(Exception):
+                    names[target.id] = _evaluate(statement.value, names)
+    return names
+
+
+def _evaluate(expression: ast.expr, names: dict[str, Any]) -> Any:
+    code = compile(ast.Expression(expression), "<graph>", "eval")
+    return eval(code, {"__builtins__": {}}, dict(names))
+
+
+def workflow_corpus() -> list[tuple[str, dict[str, Any]]]:
+    """Every valid workflow graph written in the tests (dict literals with nodes and edges,
+    and chain(...) calls, evaluated with tests/factories.py's helpers) and in the docs (JSON
+    blocks), once each. Invalid graphs there are inputs of validation tests, not workflows."""
+    import tests.factories as factories
+
+    found: dict[str, tuple[str, dict[str, Any]]] = {}
+
+    def keep(where: str, graph: Any) -> None:
+        if isinstance(graph, dict) and not graph_errors(graph):
+            found.setdefault(json.dumps(graph, sort_keys=True), (where, graph))
+
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        names = _module_names(tree, vars(factories))
+        for expr in ast.walk(tree):
+            literal = isinstance(expr, ast.Dict) and {"nodes", "edges"} <= {
+                k.value for k in expr.keys if isinstance(k, ast.Constant)
+            }
+            chained = (
+                isinstance(expr, ast.Call)
+                and isinstance(expr.func, ast.Name)
+                and expr.func.id == "chain"
+            )
+            if literal or chained:
+                with contextlib.suppress(Exception):  # uses a test's local variables
+                    keep(f"{path.relative_to(ROOT)}:{expr.lineno}", _evaluate(expr, names))
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for block in re.findall(r"```json\n(.*?)```", doc.read_text(), re.DOTALL):
+            with contextlib.suppress(ValueError):
+                value = json.loads(block)
+                keep(str(doc.relative_to(ROOT)), value.get("graph", value))
+    return list(found.values())
+
+
+def without_positions(graph: dict[str, Any]) -> dict[str, Any]:
+    nodes = [{k: v for k, v in n.items() if k != "position"} for n in graph["nodes"]]
+    return {**graph, "nodes": nodes}
+
+
+def test_the_corpus_covers_the_tests_and_the_docs() -> None:
+    corpus = workflow_corpus()
+    assert len(corpus) >= 50
+    assert any(where.startswith("docs/") for where, _ in corpus)
+    actions = {n["action"] for _, graph in corpus for n in graph["nodes"]}
+    assert {"condition", "http_request", "set_trait", "delay", "emit_event"} <= actions
+
+
+def test_every_workflow_of_the_tests_and_docs_opens_and_saves_back_unchanged(
+    browser: Any, server: str, editor_user: Any
+) -> None:
+    corpus = workflow_corpus()
+    workflows = [
+        (where, graph, services.workflow_create(name=f"round trip {i}", graph=graph))
+        for i, (where, graph) in enumerate(corpus)
+    ]
+    changed = []
+    with tab(browser, server, editor_user) as t:
+        for where, graph, workflow in workflows:
+            page = t.open_editor(f"/workflows/{workflow.pk}/")
+            assert page.locator(".drawflow-node").count() == len(graph["nodes"]), where
+            with page.expect_response(lambda r: r.request.method == "PATCH") as answer:
+                page.click("[data-cmd=save]")
+            assert answer.value.status == 200, (where, answer.value.text())
+            status_is(page, "Draft saved")
+            workflow.refresh_from_db()
+            if without_positions(workflow.graph) != graph:
+                changed.append(where)
+            assert all(readable_position(n) for n in workflow.graph["nodes"]), where
+        assert t.errors == []
+    assert not changed, f"changed by the editor: {changed}"
+
+
+def readable_position(node: dict[str, Any]) -> bool:
+    position = node.get("position")
+    return isinstance(position, dict) and {type(position["x"]), type(position["y"])} == {int}
