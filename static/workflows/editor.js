@@ -1232,6 +1232,10 @@
       const panel = this.root.querySelector('[data-panel="versions"]');
       if (!panel || !this.workflow) return;
       const wf = this.workflow;
+      // The page's own mention of the published version, where it has one.
+      for (const label of document.querySelectorAll("[data-wf-published]")) {
+        label.textContent = wf.published_version ? "published v" + wf.published_version : "not published";
+      }
       const dirty = this.lastSnapshot !== this.savedSnapshot;
       const list = h("ul", { class: "wf-list" }, ...(wf.versions || []).map((v) => {
         const current = v.number === wf.published_version;
