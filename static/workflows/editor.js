@@ -902,8 +902,11 @@
         this.showTab(next.dataset.tab);
       });
       window.addEventListener("beforeunload", (e) => {
-        if (this.can.change && this.lastSnapshot !== this.savedSnapshot) e.preventDefault();
+        if (this.can.change && !this.submitting && this.lastSnapshot !== this.savedSnapshot) e.preventDefault();
       });
+      // In the admin the page's own form saves the graph the editor keeps in step with it.
+      const synced = this.config.sync_field && document.getElementById(this.config.sync_field);
+      if (synced && synced.form) synced.form.addEventListener("submit", () => { this.submitting = true; });
     }
 
     command(name) {

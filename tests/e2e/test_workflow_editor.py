@@ -388,6 +388,31 @@ def test_keyboard_undo_copy_versions_and_recorded_runs(
         assert t.errors == []
 
 
+def test_a_failing_node_is_drawn_in_red_with_its_error(
+    browser: Any, server: str, editor_user: Any
+) -> None:
+    graph = chain(
+        node("tag", "set_trait", trait="seen", value=True),
+        node("join", "add_to_segment", segment="no-such-segment"),
+        node("done", "end"),
+    )
+    workflow = services.workflow_create(name="Failing", graph=graph)
+    with tab(browser, server, editor_user) as t:
+        page = t.open_editor(f"/workflows/{workflow.pk}/")
+        page.click("[data-tab=test]")
+        # The event as written in the form (the default one), as a new person.
+        page.click("[data-panel=test] button:has-text('Run test')")
+        page.locator(".wf-test-result .wf-status-failed").wait_for()
+        assert "wf-failed" in node_at(page, "join").get_attribute("class")
+        assert "wf-ran" in node_at(page, "tag").get_attribute("class")
+        assert "wf-skipped" in node_at(page, "done").get_attribute("class")
+        assert "no-such-segment" in page.locator(".wf-test-result .wf-error").inner_text()
+        assert page.locator(".wf-trace-list li.wf-trace-error").count() == 1
+        node_at(page, "join").click()
+        assert "no-such-segment" in page.locator(".wf-node-trace .wf-error").inner_text()
+        assert t.errors == []
+
+
 def test_the_admin_page_edits_with_the_same_editor(
     browser: Any, server: str, editor_user: Any
 ) -> None:
@@ -517,6 +542,9 @@ def test_every_workflow_of_the_tests_and_docs_opens_and_saves_back_unchanged(
             if without_positions(workflow.graph) != graph:
                 changed.append(where)
             assert all(readable_position(n) for n in workflow.graph["nodes"]), where
+            # Laid out automatically (the graphs have no positions): no two nodes in one place.
+            places = {(n["position"]["x"], n["position"]["y"]) for n in workflow.graph["nodes"]}
+            assert len(places) == len(graph["nodes"]), where
         assert t.errors == []
     assert not changed, f"changed by the editor: {changed}"
 
