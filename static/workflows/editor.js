@@ -394,6 +394,7 @@
       this.renderSettings();
       this.renderVersions();
       this.updateButtons();
+      this.fitView(false);
       this.validate();
       if (this.can.paths) {
         this.api("GET", this.config.api.paths).then((answer) => { if (answer.ok) this.paths = answer.data.paths; });
@@ -780,6 +781,7 @@
       for (const node of this.graph.nodes) node.position = positions.get(node.id);
       this.render();
       this.changed();
+      this.fitView(false);
       this.status("Arranged the nodes in layers", "");
     }
 
@@ -814,6 +816,33 @@
       this.df.canvas_x += dx;
       this.df.canvas_y += dy;
       this.df.precanvas.style.transform = "translate(" + this.df.canvas_x + "px, " + this.df.canvas_y + "px) scale(" + this.df.zoom + ")";
+    }
+
+    // Zoom out (not below zoom_min) and move so that every node is in view; with `always`
+    // false, only when some node is out of view.
+    fitView(always) {
+      const data = this.df.drawflow.drawflow.Home.data;
+      const boxes = Object.keys(data).map((id) => {
+        const element = this.canvas.querySelector("#node-" + id);
+        return { x: data[id].pos_x, y: data[id].pos_y, w: (element ? element.offsetWidth : 160) + 70, h: (element ? element.offsetHeight : 60) + 20 };
+      });
+      if (!boxes.length) return;
+      const margin = 20;
+      const minX = Math.min(...boxes.map((b) => b.x));
+      const minY = Math.min(...boxes.map((b) => b.y));
+      const width = Math.max(...boxes.map((b) => b.x + b.w)) - minX;
+      const height = Math.max(...boxes.map((b) => b.y + b.h)) - minY;
+      const W = this.canvas.clientWidth;
+      const H = this.canvas.clientHeight;
+      if (!always && minX >= 0 && minY >= 0 && minX + width <= W && minY + height <= H) return;
+      const zoom = Math.max(this.df.zoom_min, Math.min(1, (W - 2 * margin) / width, (H - 2 * margin) / height));
+      // Drawflow scales the canvas around its centre, after translating it.
+      this.df.zoom = zoom;
+      this.df.zoom_last_value = zoom;
+      this.df.canvas_x = margin - W / 2 - zoom * (minX - W / 2);
+      this.df.canvas_y = margin - H / 2 - zoom * (minY - H / 2);
+      this.pan(0, 0);
+      this.root.querySelector('[data-cmd="zoom-reset"]').textContent = Math.round(zoom * 100) + "%";
     }
 
     zoomReset() {
@@ -917,6 +946,7 @@
         "zoom-out": () => this.df.zoom_out(),
         "zoom-reset": () => this.zoomReset(),
         "layout": () => this.autoLayout(),
+        "fit": () => this.fitView(true),
         "save": () => this.save(),
         "publish": () => this.publish(),
       };
@@ -953,6 +983,7 @@
       } else if ((e.key === "+" || e.key === "=") && onCanvas) this.df.zoom_in();
       else if (e.key === "-" && onCanvas) this.df.zoom_out();
       else if (e.key === "0" && onCanvas) this.zoomReset();
+      else if (e.key === "f" && !mod && onCanvas) this.fitView(true);
       else if (e.key === "Enter" && nodeFocused) {
         this.select(nodeFocused.dataset.nid);
         this.showTab("settings");
@@ -1254,13 +1285,13 @@
         }
         return item;
       }));
-      panel.replaceChildren(
+      panel.replaceChildren(...[
         h("h4", { text: "Published versions" }),
         (wf.versions || []).length ? list : h("p", { class: "wf-muted", text: "Not published yet." }),
         h("h4", { text: "Draft against the published version" }),
         h("button", { type: "button", onclick: () => this.showDiff() }, "Compare"),
         dirty ? h("p", { class: "wf-muted", text: "The comparison uses the saved draft: save to include your latest changes." }) : null,
-        h("div", { class: "wf-diff" }));
+        h("div", { class: "wf-diff" })].filter(Boolean));
     }
 
     async restoreVersion(number) {

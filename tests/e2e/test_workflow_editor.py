@@ -40,6 +40,14 @@ sync_api = pytest.importorskip(
 
 SCREENSHOT_DIR = os.environ.get("CDP_SCREENSHOT_DIR", "")
 TIMEOUT_MS = 20_000
+ALL_IN_VIEW = """() => {
+  const canvas = document.querySelector(".wf-canvas").getBoundingClientRect();
+  return [...document.querySelectorAll(".drawflow-node")].every((node) => {
+    const r = node.getBoundingClientRect();
+    return r.left >= canvas.left - 1 && r.right <= canvas.right + 1
+      && r.top >= canvas.top - 1 && r.bottom <= canvas.bottom + 1;
+  });
+}"""
 NO_INVALID_NODE = "document.querySelectorAll('.drawflow-node.wf-invalid').length === 0"
 ROOT = Path(settings.BASE_DIR)
 
@@ -534,6 +542,9 @@ def test_every_workflow_of_the_tests_and_docs_opens_and_saves_back_unchanged(
         for where, graph, workflow in workflows:
             page = t.open_editor(f"/workflows/{workflow.pk}/")
             assert page.locator(".drawflow-node").count() == len(graph["nodes"]), where
+            # Opened fitted to the view (unless that needs less than the smallest zoom).
+            if page.locator("[data-cmd=zoom-reset]").inner_text() != "30%":
+                assert page.evaluate(ALL_IN_VIEW), where
             with page.expect_response(lambda r: r.request.method == "PATCH") as answer:
                 page.click("[data-cmd=save]")
             assert answer.value.status == 200, (where, answer.value.text())
