@@ -64,6 +64,11 @@
     return call;
   }
 
+  // A class name made of an action's name (a graph may name an action of any text).
+  function classSafe(name) {
+    return String(name).replace(/[^A-Za-z0-9_-]/g, "_") || "_";
+  }
+
   let uid = 0;
   function nextUid(prefix) { uid += 1; return prefix + "-" + uid; }
 
@@ -457,7 +462,7 @@
       this.portsOf(node).forEach((_, i) => { outputs["output_" + (i + 1)] = { connections: [] }; });
       const action = this.actions[node.action];
       return {
-        id: dfId, name: node.action, data: {}, class: "wf-node wf-action-" + node.action + (action ? "" : " wf-unknown"),
+        id: dfId, name: node.action, data: {}, class: "wf-node wf-action-" + classSafe(node.action) + (action ? "" : " wf-unknown"),
         html: this.nodeHtml(node), typenode: false,
         inputs: node.action === "start" ? {} : { input_1: { connections: [] } },
         outputs, pos_x: pos.x, pos_y: pos.y,
@@ -555,7 +560,7 @@
         const name = ports[i];
         port.dataset.port = name;
         port.title = "port " + name;
-        port.classList.add("wf-port-" + name);
+        port.classList.add("wf-port-" + classSafe(name));
         if (!port.querySelector(".wf-port-label")) port.append(h("span", { class: "wf-port-label", text: name }));
       });
       const input = element.querySelector(".inputs .input");
@@ -678,7 +683,7 @@
       this.suppress += 1;
       try {
         const dfId = String(this.df.addNode(actionName, actionName === "start" ? 0 : 1, action.ports.length, pos.x, pos.y,
-          "wf-node wf-action-" + actionName, {}, this.nodeHtml(node)));
+          "wf-node wf-action-" + classSafe(actionName), {}, this.nodeHtml(node)));
         this.dfByNid.set(node.id, dfId);
         this.nidByDf.set(dfId, node.id);
       } finally {

@@ -27,10 +27,12 @@ from django.db import connection
 from django.test import Client
 
 from apps.workflows import services
+from apps.workflows.actions import Action, register
+from apps.workflows.actions.registry import actions_reload
 from apps.workflows.graph import graph_errors, graph_validate
 from apps.workflows.models import Workflow, WorkflowRun
 from tests.clients import TrackingClient
-from tests.factories import chain, node, source_make
+from tests.factories import chain, edge, node, source_make
 from tests.users import user_with_perms
 
 sync_api = pytest.importorskip(
@@ -438,6 +440,41 @@ def test_the_admin_page_edits_with_the_same_editor(
         workflow.refresh_from_db()
         assert [n["action"] for n in workflow.graph["nodes"]] == ["start", "end"]
         assert workflow.graph["edges"] == [{"from": "start", "port": "out", "to": "end"}]
+
+
+HOSTILE = '<img src=x onerror="window.hacked=1">'
+
+
+def test_a_node_whose_action_is_gone_still_opens_marked_and_escaped(
+    browser: Any, server: str, editor_user: Any
+) -> None:
+    class Gone(Action):
+        name = HOSTILE
+        ports = ("out", "odd port")
+
+    register(Gone)
+    workflow = services.workflow_create(
+        name="Plugin removed",
+        graph={
+            "nodes": [node("start", "start"), node("old", HOSTILE), node("done", "end")],
+            "edges": [edge("start", "old"), edge("old", "done", "odd port")],
+        },
+    )
+    actions_reload()  # the plugin is uninstalled
+    with tab(browser, server, editor_user) as t:
+        page = t.open_editor(f"/workflows/{workflow.pk}/")
+        old = node_at(page, "old")
+        assert "wf-unknown" in old.get_attribute("class")
+        assert HOSTILE in old.locator(".wf-node-sub").inner_text()  # shown as text
+        assert old.locator(".output[data-port='odd port']").count() == 1
+        page.wait_for_function(
+            "document.querySelector(\".drawflow-node[data-nid='old']\")"
+            ".classList.contains('wf-invalid')"
+        )
+        assert "unknown action" in old.locator(".wf-node-badge").get_attribute("title")
+        assert page.evaluate("window.hacked") is None
+        assert page.locator(".drawflow .connection").count() == 2
+        assert t.errors == []
 
 
 def test_a_viewer_sees_the_graph_and_cannot_change_it(browser: Any, server: str) -> None:

@@ -325,3 +325,29 @@ def test_a_new_workflow_needs_the_permission_to_add_one() -> None:
 
     assert response.status_code == 403
     assert not Workflow.objects.exists()
+
+
+def _queries(call: Any) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        response = call()
+    assert response.status_code == 200, response.content
+    return len(captured.captured_queries)
+
+
+def test_validate_and_paths_make_as_many_queries_however_large(
+    api_client: APIClient, tracker: Any
+) -> None:
+    small = chain(node("a", "log", message="x"))
+    large = chain(*(node(f"n{i}", "set_trait", trait=f"t{i}", value=i) for i in range(60)))
+
+    def validate(graph: dict[str, Any]) -> Any:
+        return lambda: api_client.post(f"{URL}/validate", {"graph": graph}, format="json")
+
+    assert _queries(validate(small)) == _queries(validate(large))
+    before = _queries(lambda: api_client.get(f"{URL}/paths"))
+    for i in range(5):
+        tracker.post({"event_name": "e", "distinct_id": f"u{i}", "properties": {f"p{i}": 1}})
+    assert _queries(lambda: api_client.get(f"{URL}/paths")) == before
