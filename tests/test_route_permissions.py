@@ -124,6 +124,11 @@ ROUTES: dict[str, dict[str, Any] | str] = {
     "run-list": {"GET": perms("workflows.view_workflowrun")},
     "run-detail": {"GET": perms("workflows.view_workflowrun")},
     "action-list": {"GET": perms("workflows.view_workflow")},
+    # The visual editor's checks and reads (apps/workflows/apis.py): they store nothing.
+    "workflow-validate": {"POST": perms("workflows.view_workflow")},
+    "workflow-filter-text": {"POST": perms("workflows.view_workflow")},
+    "workflow-paths": {"GET": perms("workflows.view_workflow", "events.view_event")},
+    "workflow-diff": {"GET": perms("workflows.view_workflow")},
     # The insights API: running a query needs the saved insights' view permission (apps/insights
     # apis.py); the people behind a funnel step or a retention cell need profiles' too.
     "insights-trends": {"POST": perms("insights.view_savedinsight")},
@@ -184,6 +189,13 @@ ROUTES: dict[str, dict[str, Any] | str] = {
         "GET": perms("segments.view_segment", "segments.change_segment"),
         "POST": perms("segments.view_segment", "segments.change_segment"),
     },
+    # Workflows in the dashboard: the list, a new one, the visual editor (its data comes from
+    # the API, which checks each call's permission again).
+    "insights:workflow_list": {"GET": perms("workflows.view_workflow")},
+    "insights:workflow_create": {
+        "POST": perms("workflows.view_workflow", "workflows.add_workflow")
+    },
+    "insights:workflow_editor": {"GET": perms("workflows.view_workflow")},
 }
 
 # POST routes that only run a query and store nothing (tests/insights checks that): no audit.

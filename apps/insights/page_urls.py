@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from apps.insights.views import home, insights, people, saved, segments
+from apps.insights.views import home, insights, people, saved, segments, workflows
 
 app_name = "insights"
 
@@ -34,4 +34,7 @@ urlpatterns = [
     path("segments/preview/", segments.segment_preview, name="segment_preview"),
     path("segments/<slug:key>/", segments.segment_detail, name="segment_detail"),
     path("segments/<slug:key>/edit/", segments.segment_edit, name="segment_edit"),
+    path("workflows/", workflows.workflow_list, name="workflow_list"),
+    path("workflows/new/", workflows.workflow_create, name="workflow_create"),
+    path("workflows/<int:pk>/", workflows.workflow_editor, name="workflow_editor"),
 ]

@@ -14,9 +14,18 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from apps.segments.filtering import filter_redacted, filter_references_private
+from apps.segments.filtering import (
+    FilterError,
+    filter_redacted,
+    filter_references_private,
+    parse_filter,
+    parse_text,
+    to_text,
+)
+from apps.segments.filtering.text import MAX_TEXT_LENGTH
 from apps.sources.models import EventSource
-from apps.workflows import import_export, selectors, services
+from apps.workflows import editor, import_export, selectors, services
+from apps.workflows.graph import graph_errors
 from apps.workflows.models import Rule, RunStatus, Workflow, WorkflowRun, WorkflowVersion
 from apps.workflows.privacy import (
     graph_references_private,
@@ -275,9 +284,77 @@ class RunDetailSerializer(RunSerializer):
 class ActionSerializer(serializers.Serializer):
     name = serializers.CharField()
     description = serializers.CharField()
+    category = serializers.CharField(help_text="Where the editor's palette lists it.")
+    icon = serializers.CharField(allow_blank=True, help_text="The editor's icon name.")
     ports = serializers.ListField(child=serializers.CharField())
     config_schema = serializers.DictField(help_text="The JSON schema of the node's config.")
     concurrent = serializers.BooleanField(help_text="Runs in a thread of the run (I/O).")
+    templated = serializers.BooleanField(help_text="Its string values are templates.")
+
+
+class ValidateRequestSerializer(serializers.Serializer):
+    graph = serializers.JSONField(help_text="A graph to check (nothing is saved).")
+
+
+class ValidateResultSerializer(serializers.Serializer):
+    valid = serializers.BooleanField()
+    # Named like Serializer.errors: the metaclass takes declared fields out of the class.
+    errors = ErrorDetailSerializer(many=True)  # type: ignore[assignment]
+
+
+class FilterTextRequestSerializer(serializers.Serializer):
+    text = serializers.CharField(
+        required=False,
+        allow_blank=False,
+        max_length=MAX_TEXT_LENGTH,
+        help_text="A filter in the text form, to parse.",
+    )
+    filter = serializers.JSONField(required=False, help_text="A filter tree, to print as text.")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if ("text" in attrs) == ("filter" in attrs):
+            raise serializers.ValidationError({"text": "give either text or filter"})
+        return attrs
+
+
+class FilterProblemSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    field = serializers.CharField(allow_null=True, help_text="The leaf at fault.")
+    position = serializers.IntegerField(allow_null=True, help_text="The character (text).")
+
+
+class FilterTextSerializer(serializers.Serializer):
+    filter = serializers.JSONField(allow_null=True, help_text="The normalized tree.")
+    text = serializers.CharField(allow_null=True, help_text="The tree in the text form.")
+    error = FilterProblemSerializer(allow_null=True, help_text="Why the filter is invalid.")
+
+
+class PathsSerializer(serializers.Serializer):
+    paths = serializers.ListField(
+        child=serializers.CharField(), help_text="event., profile. and session. paths."
+    )
+
+
+class DiffChangedSerializer(serializers.Serializer):
+    node = serializers.CharField()
+    # Named like Serializer.fields: the metaclass takes declared fields out of the class.
+    fields = serializers.ListField(child=serializers.CharField())  # type: ignore[assignment]
+
+
+class DiffSerializer(serializers.Serializer):
+    published_version = serializers.IntegerField(allow_null=True)
+    added = serializers.ListField(child=serializers.CharField(), help_text="Node ids.")
+    removed = serializers.ListField(child=serializers.CharField(), help_text="Node ids.")
+    changed = DiffChangedSerializer(many=True)
+    edges_added = serializers.ListField(
+        child=serializers.DictField(child=serializers.CharField()),
+        help_text='Each {"from", "port", "to"}.',
+    )
+    edges_removed = serializers.ListField(
+        child=serializers.DictField(child=serializers.CharField()),
+        help_text='Each {"from", "port", "to"}.',
+    )
 
 
 # --- views --------------------------------------------------------------------------------------
@@ -350,7 +427,8 @@ class WorkflowViewSet(AuditMixin, viewsets.GenericViewSet):
     """Workflows: edits change the draft; runs use the published version."""
 
     permission_model = Workflow
-    audit_skip_actions = frozenset({"test"})  # rolled back: changes nothing
+    # Rolled back or read-only: they change nothing.
+    audit_skip_actions = frozenset({"test", "validate", "filter_text"})
     serializer_class = WorkflowSerializer
 
     def get_queryset(self):
@@ -460,6 +538,61 @@ class WorkflowViewSet(AuditMixin, viewsets.GenericViewSet):
         if not can_see_private(request.user):
             result = trial_result_redacted(result)
         return Response(result)
+
+    @extend_schema(request=ValidateRequestSerializer, responses=ValidateResultSerializer)
+    @requires("workflows.view_workflow")
+    @action(detail=False, methods=["post"])
+    def validate(self, request: Request) -> Response:
+        """Check a graph as saving and publishing would (`graph_validate`) without saving it:
+        every error names its node and field. The editor calls it as the graph changes."""
+        body = ValidateRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        errors = graph_errors(body.validated_data["graph"])
+        return Response({"valid": not errors, "errors": errors})
+
+    @extend_schema(request=FilterTextRequestSerializer, responses=FilterTextSerializer)
+    @requires("workflows.view_workflow")
+    @action(detail=False, methods=["post"], url_path="filter-text", url_name="filter-text")
+    def filter_text(self, request: Request) -> Response:
+        """Parse a condition's filter from the text form, or print a tree as text. A filter
+        that does not parse is the answer, not a bad request: `error` says why and where
+        (`position`: the character, for text), as the editor shows it while one types."""
+        body = FilterTextRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        text = body.validated_data.get("text")
+        try:
+            if text is not None:
+                tree = parse_text(text, scope="event")
+            else:
+                tree = parse_filter(body.validated_data["filter"], scope="event").tree
+        except FilterError as exc:
+            problem: dict[str, Any] = {
+                "code": exc.code,
+                "message": exc.reason,
+                "field": exc.leaf or None,
+                "position": exc.position,
+            }
+            return Response({"filter": None, "text": text, "error": problem})
+        return Response({"filter": tree, "text": to_text(tree), "error": None})
+
+    @extend_schema(responses=PathsSerializer)
+    @requires("workflows.view_workflow", "events.view_event")
+    @action(detail=False, methods=["get"])
+    def paths(self, request: Request) -> Response:
+        """The template paths seen in recent events and profiles, for autocompletion; private
+        traits only with the permission to see them."""
+        return Response({"paths": editor.known_paths(private=can_see_private(request.user))})
+
+    @extend_schema(responses=DiffSerializer)
+    @requires("workflows.view_workflow")
+    @action(detail=True, methods=["get"])
+    def diff(self, request: Request, pk: str | None = None) -> Response:
+        """The draft against the published version: nodes added, removed and changed (the
+        fields that differ), edges added and removed; positions are not changes."""
+        workflow = self.get_object()
+        version = workflow.published_version
+        diff = editor.graph_diff(version.graph if version else None, workflow.graph)
+        return Response({"published_version": version.number if version else None, **diff})
 
     @extend_schema(parameters=[STATUS_PARAM], responses=RunSerializer(many=True))
     @requires("workflows.view_workflow", "workflows.view_workflowrun")

@@ -63,6 +63,10 @@ class Action:
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
+    # Where the editor's palette lists the action, and the icon it draws (a name from
+    # static/workflows/icons.js; an unknown name draws a plain box).
+    category: ClassVar[str] = "Other"
+    icon: ClassVar[str] = ""
     ports: ClassVar[tuple[str, ...]] = ("out",)
     config_schema: ClassVar[dict[str, Any]] = {"type": "object"}
     # Seconds one attempt may take (None: settings.CDP_WORKFLOW_NODE_TIMEOUT).
@@ -99,7 +103,10 @@ class Action:
         return {
             "name": cls.name,
             "description": cls.description,
+            "category": cls.category,
+            "icon": cls.icon,
             "ports": list(cls.all_ports()),
             "config_schema": cls.config_schema,
             "concurrent": cls.concurrent,
+            "templated": cls.templated,
         }

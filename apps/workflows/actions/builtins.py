@@ -47,6 +47,8 @@ def _object(properties: dict[str, Any], required: list[str] | None = None) -> di
 
 class Start(Action):
     name = "start"
+    category = "Flow"
+    icon = "play"
     description = "Where every run begins; fires with the event."
     config_schema = _object({})
 
@@ -56,6 +58,8 @@ class Start(Action):
 
 class End(Action):
     name = "end"
+    category = "Flow"
+    icon = "stop"
     description = "Ends this branch."
     ports = ()
     config_schema = _object({})
@@ -71,9 +75,13 @@ def _parsed_filter(tree_json: str) -> Any:
 
 class Condition(Action):
     name = "condition"
+    category = "Flow"
+    icon = "branch"
     description = "Tests a filter-language condition on the event and the profile."
     ports = ("true", "false")
-    config_schema = _object({"filter": {"type": "object"}}, ["filter"])
+    # "x-cdp-field" tells the editor's form which field to draw (a JSON Schema annotation,
+    # ignored by validation): here the filter language's text form.
+    config_schema = _object({"filter": {"type": "object", "x-cdp-field": "filter"}}, ["filter"])
     templated = False  # a filter's values are data, not templates
 
     @classmethod
@@ -97,6 +105,8 @@ class Condition(Action):
 
 class SetTrait(Action):
     name = "set_trait"
+    category = "Profile"
+    icon = "user-edit"
     description = "Sets a profile trait (a template value keeps its type)."
     config_schema = _object(
         {"trait": _TRAIT, "value": {}, "once": {"type": "boolean"}}, ["trait", "value"]
@@ -110,10 +120,16 @@ class SetTrait(Action):
 
 class CopyProperty(Action):
     name = "copy_property"
+    category = "Profile"
+    icon = "copy"
     description = "Copies a value from the event or session (a dotted path) into a trait."
     config_schema = _object(
         {
-            "from": {"type": "string", "pattern": r"^(event|session)\.[^.]+(\.[^.]+)*$"},
+            "from": {
+                "type": "string",
+                "pattern": r"^(event|session)\.[^.]+(\.[^.]+)*$",
+                "x-cdp-field": "path",
+            },
             "trait": _TRAIT,
             "once": {"type": "boolean"},
         },
@@ -130,6 +146,8 @@ class CopyProperty(Action):
 
 class IncrementTrait(Action):
     name = "increment_trait"
+    category = "Profile"
+    icon = "plus"
     description = "Adds a number (default 1) to a numeric trait."
     config_schema = _object({"trait": _TRAIT, "by": {"type": ["number", "string"]}}, ["trait"])
 
@@ -146,6 +164,8 @@ class IncrementTrait(Action):
 
 class AppendTrait(Action):
     name = "append_trait"
+    category = "Profile"
+    icon = "list"
     description = "Appends a value to a list trait (unique: only when not already there)."
     config_schema = _object(
         {"trait": _TRAIT, "value": {}, "unique": {"type": "boolean"}}, ["trait", "value"]
@@ -162,6 +182,8 @@ class AppendTrait(Action):
 
 class DeleteTrait(Action):
     name = "delete_trait"
+    category = "Profile"
+    icon = "trash"
     description = "Removes a trait from the profile."
     config_schema = _object({"trait": _TRAIT}, ["trait"])
 
@@ -172,6 +194,8 @@ class DeleteTrait(Action):
 
 class AddToSegment(Action):
     name = "add_to_segment"
+    category = "Segments"
+    icon = "users-plus"
     description = "Adds the profile to a static segment (by key)."
     config_schema = _object({"segment": {"type": "string", "minLength": 1}}, ["segment"])
     add = True
@@ -186,12 +210,16 @@ class AddToSegment(Action):
 
 class RemoveFromSegment(AddToSegment):
     name = "remove_from_segment"
+    category = "Segments"
+    icon = "users-minus"
     description = "Removes the profile from a static segment (by key)."
     add = False
 
 
 class MergeBy(Action):
     name = "merge_by"
+    category = "Profile"
+    icon = "merge"
     description = (
         "Identifies the profile by a trait (such as email): another profile with the same "
         "identifier is merged with it, unless both are known users."
@@ -222,6 +250,8 @@ class MergeBy(Action):
 
 class EmitEvent(Action):
     name = "emit_event"
+    category = "Events"
+    icon = "bolt"
     description = "Emits an event through the normal pipeline (rules can route it)."
     config_schema = _object(
         {
@@ -246,6 +276,8 @@ _RESPONSE_TEXT_LIMIT = 64 * 1024
 
 class HttpRequest(Action):
     name = "http_request"
+    category = "Integrations"
+    icon = "globe"
     description = (
         "Calls an HTTP endpoint. 2xx/3xx fire success; 4xx fire error; 5xx, timeouts and "
         "connection failures are retried with backoff, then fire error. Redirects are not followed "
@@ -341,6 +373,8 @@ class HttpRequest(Action):
 
 class Template(Action):
     name = "template"
+    category = "Data"
+    icon = "braces"
     description = "Renders a text template into a workflow variable (`vars.<variable>`)."
     config_schema = _object(
         {"template": {"type": "string"}, "variable": _VARIABLE}, ["template", "variable"]
@@ -354,6 +388,8 @@ class Template(Action):
 
 class Delay(Action):
     name = "delay"
+    category = "Flow"
+    icon = "clock"
     description = "Continues after a while; the run waits without holding a worker."
     config_schema = _object(
         {
@@ -375,6 +411,8 @@ class Delay(Action):
 
 class Counter(Action):
     name = "counter"
+    category = "Events"
+    icon = "hash"
     description = (
         "Counts the events of a type this profile sent in the last N minutes into a variable."
     )
@@ -402,6 +440,8 @@ class Counter(Action):
 
 class Log(Action):
     name = "log"
+    category = "Data"
+    icon = "note"
     description = "Writes a message (a template) to the run's trace and the worker log."
     config_schema = _object(
         {"message": {"type": "string"}, "level": {"enum": ["debug", "info", "warning", "error"]}},

@@ -19,6 +19,7 @@ from apps.workflows import import_export, selectors, services
 from apps.workflows.actions import action_classes
 from apps.workflows.admin.forms import ImportForm, TestForm, WorkflowAdminForm
 from apps.workflows.admin.rendering import error_text, picture, pretty, versions_html
+from apps.workflows.editor import editor_config
 from apps.workflows.graph import graph_errors
 from apps.workflows.models import Workflow
 from apps.workflows.privacy import graph_references_private, trial_result_redacted
@@ -126,6 +127,12 @@ class WorkflowAdmin(admin.ModelAdmin):
                 submitted = None
             if submitted is not None:
                 graph, title = submitted, "The graph you submitted (not saved)"
+        if obj is not None and not form.is_bound:
+            # The visual editor, kept in step with the JSON field below (the form's Save
+            # button saves what the editor drew).
+            context["editor_config"] = editor_config(
+                user=request.user, workflow=obj, sync_field="id_graph"
+            )
         if graph is not None:
             context["workflow_picture"] = picture(graph, errors=getattr(form, "graph_errors", []))
             context["picture_title"] = title
