@@ -48,3 +48,25 @@ class ConsentsConfig(AppConfig):
         )
         profile_hooks.register_profiles_merged(services.consents_profiles_merged)
         checks.register(check_gates_registered)
+        _watch_rule_changes()
+
+
+def _watch_rule_changes() -> None:
+    """Compiled compliance rules are kept per process; a saved or deleted rule or consent type
+    (admin, API, shell) publishes a new version so that every process compiles them again."""
+    from django.db.models.signals import m2m_changed, post_delete, post_save
+
+    from apps.consents.gates import compliance_rules_changed
+    from apps.consents.models import ComplianceRule, ConsentType
+
+    def changed(**kwargs: Any) -> None:
+        compliance_rules_changed()
+
+    for model in (ComplianceRule, ConsentType):
+        post_save.connect(changed, sender=model, dispatch_uid=f"consents-rules-{model.__name__}")
+        post_delete.connect(
+            changed, sender=model, dispatch_uid=f"consents-rules-del-{model.__name__}"
+        )
+    m2m_changed.connect(
+        changed, sender=ComplianceRule.consent_types.through, dispatch_uid="consents-rules-m2m"
+    )

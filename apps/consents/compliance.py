@@ -18,6 +18,10 @@ from cdp.local_secrets import generate_hash_secret, local_secret
 
 HASH_ENV_VAR = "CDP_HASH_SECRET"
 MAX_PATH_PARTS = 20
+_ALNUM = re.compile(r"[^\W_]")
+_ASCII_STARS = str.maketrans(
+    dict.fromkeys("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", "*")
+)
 _PART = re.compile(r"^(?P<key>[^\[\]]+)(?P<each>\[\])?$")
 # `traits.x` names the traits an identify call sets, public and private, wherever they come in.
 TRAIT_ROOTS = (("properties", "$set"), ("properties", "$set_private"), ("context", "traits"))
@@ -80,8 +84,18 @@ def hash_secret() -> bytes:
 def hash_value(value: Any, secret: bytes) -> str:
     """HMAC-SHA256 of the value under the install's secret (text as it is, anything else as
     its JSON), as hex: the same value always hashes the same, so hashed ids still join."""
-    data = value.encode() if isinstance(value, str) else orjson.dumps(value)
-    return hmac.new(secret, data, hashlib.sha256).hexdigest()
+    return _hasher(secret)(value)
+
+
+def _hasher(secret: bytes) -> Callable[[Any], str]:
+    keyed = hmac.new(secret, digestmod=hashlib.sha256)  # the key's pads, computed once
+
+    def hash_one(value: Any) -> str:
+        mac = keyed.copy()
+        mac.update(value.encode() if isinstance(value, str) else orjson.dumps(value))
+        return mac.hexdigest()
+
+    return hash_one
 
 
 def _mask_text(text: str) -> str:
@@ -91,7 +105,8 @@ def _mask_text(text: str) -> str:
     if len(text) <= 1:
         return "*" * len(text)
     # Keep the first character and the separators: "+1 555-0100" -> "+* ***-****".
-    return text[0] + "".join("*" if ch.isalnum() else ch for ch in text[1:])
+    rest = text[1:]
+    return text[0] + (rest.translate(_ASCII_STARS) if rest.isascii() else _ALNUM.sub("*", rest))
 
 
 def mask_value(value: Any) -> Any:
@@ -122,34 +137,39 @@ def transform_for(action: str, secret: bytes | None) -> Transform:
         return lambda value: REMOVE
     if action == "hash":
         assert secret is not None
-        return lambda value: value if value is None else hash_value(value, secret)
+        hash_one = _hasher(secret)
+        return lambda value: value if value is None else hash_one(value)
     if action == "mask":
         return mask_value
     raise ValueError(f"unknown compliance action {action!r}")
 
 
-def apply_path(root: dict[str, Any], keys: tuple[str, ...], transform: Transform) -> bool:
+def apply_path(root: Any, keys: tuple[str, ...], transform: Transform) -> bool:
     """Apply `transform` to every value at `keys` under root (walking lists item by item).
     Returns whether anything was found. A missing key changes nothing."""
-    return _walk(root, keys, 0, transform)
-
-
-def _walk(node: Any, keys: tuple[str, ...], depth: int, transform: Transform) -> bool:
-    if isinstance(node, list):
-        found = False
-        for item in node:
-            found = _walk(item, keys, depth, transform) or found
-        return found
-    if not isinstance(node, dict):
-        return False
-    key = keys[depth]
-    if key not in node:
-        return False
-    if depth == len(keys) - 1:
-        new = transform(node[key])
-        if new is REMOVE:
-            del node[key]
-        else:
-            node[key] = new
-        return True
-    return _walk(node[key], keys, depth + 1, transform)
+    node = root
+    last = len(keys) - 1
+    depth = 0
+    while True:
+        kind = type(node)
+        if kind is list:
+            rest = keys[depth:]
+            found = False
+            for item in node:
+                if apply_path(item, rest, transform):
+                    found = True
+            return found
+        if kind is not dict:
+            return False
+        key = keys[depth]
+        if key not in node:
+            return False
+        if depth == last:
+            new = transform(node[key])
+            if new is REMOVE:
+                del node[key]
+            else:
+                node[key] = new
+            return True
+        node = node[key]
+        depth += 1

@@ -10,7 +10,9 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -203,49 +205,121 @@ def _enforce_any(
 # --- compliance ---------------------------------------------------------------------------------
 
 
-def compliance_gate(*, source: EventSource, events: list[IncomingEvent]) -> GateOutcome:
-    rules = selectors.compliance_rules_enabled()
-    if rules:
-        compliance_apply(rules=rules, events=events)
-    return GateOutcome(kept=events)
+RULES_VERSION_KEY = "consents:compliance-rules-version"
 
 
-def compliance_apply(*, rules: list[Any], events: list[IncomingEvent]) -> int:
-    """Apply the rules to the events in place; returns how many events were changed."""
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    event_name: str
+    routes: tuple[tuple[str, ...], ...]
+    types: tuple[ConsentType, ...]
+    transform: compliance.Transform
+
+
+_compiled: dict[str, Any] = {"stamp": None, "rules": []}
+
+
+def compliance_rules_changed() -> None:
+    """Rules or consent types changed: every process compiles the rules again on its next
+    batch (the version lives in the shared cache)."""
+    try:
+        cache.set(RULES_VERSION_KEY, uuid.uuid4().hex, timeout=None)
+    except Exception:
+        logger.warning("Could not publish a compliance rules change to the cache")
+    _compiled["stamp"] = None
+
+
+def _rules_version() -> str | None:
+    try:
+        version = cache.get(RULES_VERSION_KEY)
+        if version is None:
+            cache.add(RULES_VERSION_KEY, uuid.uuid4().hex, timeout=None)
+            version = cache.get(RULES_VERSION_KEY)
+    except Exception:
+        return None
+    return version
+
+
+def compile_rules(rules: list[Any]) -> list[CompiledRule]:
     secret = compliance.hash_secret() if any(r.action == "hash" for r in rules) else None
     compiled = []
-    needed_types: set[int] = set()
     for rule in rules:
         try:
             path = compliance.path_compile(rule.path)
         except compliance.PathError:
             logger.warning("Compliance rule %s has a bad path %r: skipped", rule.pk, rule.path)
             continue
-        types = list(rule.consent_types.all())
-        needed_types.update(t.pk for t in types)
-        compiled.append((rule, path, types, compliance.transform_for(rule.action, secret)))
+        compiled.append(
+            CompiledRule(
+                event_name="" if rule.event_name == "*" else rule.event_name,
+                routes=path.routes,
+                types=tuple(rule.consent_types.all()),
+                transform=compliance.transform_for(rule.action, secret),
+            )
+        )
+    return compiled
+
+
+def compliance_rules_compiled() -> list[CompiledRule]:
+    """The enabled rules, compiled; kept in this process until the shared version changes."""
+    version = _rules_version()
+    stamp = (version, settings.CDP_HASH_SECRET)
+    if version is not None and _compiled["stamp"] == stamp:
+        return list(_compiled["rules"])
+    rules = compile_rules(selectors.compliance_rules_enabled())
+    _compiled["stamp"], _compiled["rules"] = (stamp if version is not None else None), rules
+    return list(rules)
+
+
+def compliance_gate(*, source: EventSource, events: list[IncomingEvent]) -> GateOutcome:
+    rules = compliance_rules_compiled()
+    if rules:
+        compliance_apply(rules=rules, events=events)
+    return GateOutcome(kept=events)
+
+
+def compliance_apply(*, rules: list[CompiledRule], events: list[IncomingEvent]) -> int:
+    """Apply the compiled rules to the events in place; returns how many were changed."""
+    needed_types = {t.pk for rule in rules for t in rule.types}
     decisions = (
         selectors.decisions_for_distinct_ids({e.distinct_id for e in events}, needed_types)
         if needed_types
         else {}
     )
     now = timezone.now()
+    # The rules that apply depend only on the event's name and its person's consents: worked
+    # out once per (name, person) of the batch, not once per event.
+    applying: dict[tuple[str, str], list[CompiledRule]] = {}
     changed = 0
     for event in events:
-        if event.event_name in CONSENT_EVENT_NAMES:
+        name = event.event_name
+        if name in CONSENT_EVENT_NAMES:
             continue
-        root = {"properties": event.properties, "context": event.context}
-        touched = False
-        for rule, path, types, transform in compiled:
-            if rule.event_name and rule.event_name not in ("*", event.event_name):
-                continue
+        key = (name, event.distinct_id if needed_types else "")
+        todo = applying.get(key)
+        if todo is None:
             person = decisions.get(event.distinct_id)
-            if types and all(selectors.consent_holds(t, person, now) for t in types):
-                continue
-            for route in path.routes:
-                touched = compliance.apply_path(root, route, transform) or touched
-        if touched:
-            event_reserialize(event)
+            todo = applying[key] = [
+                rule
+                for rule in rules
+                if (not rule.event_name or rule.event_name == name)
+                and not (
+                    rule.types and all(selectors.consent_holds(t, person, now) for t in rule.types)
+                )
+            ]
+        if not todo:
+            continue
+        properties = context = False
+        for rule in todo:
+            for route in rule.routes:
+                # Every route starts at properties or context (path_compile).
+                if route[0] == "properties":
+                    if compliance.apply_path(event.properties, route[1:], rule.transform):
+                        properties = True
+                elif compliance.apply_path(event.context, route[1:], rule.transform):
+                    context = True
+        if properties or context:
+            event_reserialize(event, properties=properties, context=context)
             changed += 1
     return changed
 
@@ -263,7 +337,7 @@ def compliance_dry_run(*, rules: list[Any], sample: dict[str, Any]) -> dict[str,
         properties=dict(sample.get("properties") or {}),
         context=dict(sample.get("context") or {}),
     )
-    compliance_apply(rules=rules, events=[event])
+    compliance_apply(rules=compile_rules(rules), events=[event])
     return {
         "event_name": event.event_name,
         "properties": event.properties,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 
 import pytest
 from django.conf import settings
@@ -44,7 +45,8 @@ def raw_anywhere(value: str) -> list[str]:
     return found
 
 
-def test_each_action_on_nested_properties_arrays_and_missing_paths(tracker):
+def test_each_action_on_nested_properties_arrays_and_missing_paths(tracker, caplog):
+    caplog.set_level(logging.DEBUG)
     rule("properties.user.email", "remove")
     rule("properties.items[].email", "hash")
     rule("properties.contact.phone", "mask")
@@ -74,6 +76,8 @@ def test_each_action_on_nested_properties_arrays_and_missing_paths(tracker):
     assert properties["not"] == "a string, so the path stops here"
     assert raw_anywhere(RAW_EMAIL) == []
     assert raw_anywhere("a@example.com") == []
+    assert RAW_EMAIL not in caplog.text
+    assert "a@example.com" not in caplog.text
 
 
 def test_rules_apply_only_to_their_event_and_when_consent_is_missing(tracker):

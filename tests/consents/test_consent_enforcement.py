@@ -75,3 +75,20 @@ def test_sources_that_do_not_require_consent_are_not_enforced():
     client = tracking_client_for(source)
 
     assert client.post({"event_name": "x", "distinct_id": "s-1"}).json()["accepted"] == 1
+
+
+def test_a_missing_consent_gate_fails_the_system_check():
+    from apps.consents import gates
+    from apps.consents.apps import check_gates_registered
+    from apps.events.hooks import register_ingest_gate, unregister_ingest_gate
+
+    assert check_gates_registered() == []
+    unregister_ingest_gate(gates.COMPLIANCE_GATE)
+    try:
+        [error] = check_gates_registered()
+        assert error.id == "consents.E001"
+        assert gates.COMPLIANCE_GATE in error.msg
+    finally:
+        register_ingest_gate(
+            gates.COMPLIANCE_GATE, gates.compliance_gate, order=gates.COMPLIANCE_ORDER
+        )
