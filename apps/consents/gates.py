@@ -82,34 +82,43 @@ def _carried_decisions(event: IncomingEvent, types: dict[str, ConsentType]) -> d
 
 
 def _record_carried(source: EventSource, events: list[IncomingEvent]) -> None:
+    """Record the decisions the batch's events carry: one call per person (their events'
+    decisions in time order, the latest winning), not one per event."""
     candidates = [e for e in events if "consent" in e.context or e.context.get("gpc") is True]
     if not candidates:
         return
     types = selectors.consent_types_enabled()
     if not types:
         return
+    per_person: dict[str, tuple[dict[str, bool], datetime, bool]] = {}
     for event in sorted(candidates, key=lambda e: e.timestamp):
         decisions = _carried_decisions(event, types)
         if not decisions:
             continue
-        gpc_only = "consent" not in event.context
+        before, _, gpc_only = per_person.get(event.distinct_id, ({}, event.timestamp, True))
+        per_person[event.distinct_id] = (
+            {**before, **decisions},
+            event.timestamp,
+            gpc_only and "consent" not in event.context,
+        )
+    for distinct_id, (decisions, at, gpc_only) in per_person.items():
         try:
             services.consents_record(
-                distinct_id=event.distinct_id,
+                distinct_id=distinct_id,
                 decisions=decisions,
                 channel=ConsentChannel.GPC if gpc_only else ConsentChannel.SEGMENT,
-                source=source if source.pk else None,
-                at=event.timestamp,
+                source=source,
+                at=at,
             )
-        except services.ConsentError as exc:  # a refused revocation: the event goes on
-            logger.warning("Consent carried by message %s not recorded: %s", event.message_id, exc)
+        except services.ConsentError as exc:  # a refused revocation: the events go on
+            logger.warning("Consent carried by events of a person not recorded: %s", exc)
 
 
 # --- enforcement --------------------------------------------------------------------------------
 
 
 def _count_dropped(source: EventSource, reason: str, n: int) -> None:
-    """Dropped events are counted per source and reason (cache counters, shown in the admin)."""
+    """Dropped events are counted per source and reason (cache counters: `dropped_count`)."""
     key = f"consents:dropped:{source.pk}:{reason}"
     try:
         cache.add(key, 0, timeout=None)

@@ -133,13 +133,19 @@ def consent_set(
     it, changes nothing. Returns whether the state changed. Call inside a transaction."""
     if current is not None and current.decided_at > at:
         return False  # a late delivery of an older decision
+    previous = current.granted if current is not None else None
+    # A repeat (Segment's context repeats the preferences on every call) changes nothing, and
+    # does not extend a grant's expiry; only an explicit new expiry does.
+    if (
+        current is not None
+        and previous == granted
+        and (not granted or expires_at is None or expires_at == current.expires_at)
+    ):
+        return False
     if granted and expires_at is None and consent_type.auto_revoke_after:
         expires_at = at + consent_type.auto_revoke_after
     if not granted:
         expires_at = None
-    previous = current.granted if current is not None else None
-    if current is not None and previous == granted and current.expires_at == expires_at:
-        return False
     if current is None:
         current = ProfileConsent(profile=profile, consent_type=consent_type)
     current.granted = granted

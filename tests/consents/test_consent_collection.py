@@ -168,6 +168,25 @@ def test_segment_consent_context_on_any_call_records_categories(tracker, types, 
     )
 
 
+def test_preferences_repeated_on_every_call_write_history_once(tracker, types):
+    types["analytics"].auto_revoke_after = timedelta(days=30)
+    types["analytics"].save()
+    context = {"consent": {"categoryPreferences": {"analytics": True}}}
+    batch = {
+        "batch": [
+            {"type": "track", "userId": "rep-1", "event": f"E{i}", "context": context}
+            for i in range(5)
+        ]
+    }
+
+    tracker.post(batch, path="/v1/batch")
+    tracker.post(batch, path="/v1/batch")
+
+    assert ConsentChange.objects.count() == 1
+    assert Event.objects.filter(event_name="consent_granted").count() == 1
+    assert states("rep-1")["analytics"] == "granted"
+
+
 def test_malformed_segment_categories_record_nothing_and_keep_the_event(tracker, types):
     message = {
         "type": "track",
