@@ -114,3 +114,23 @@ def test_admin_profile_page_and_dashboard_profile_page_show_consents(client, adm
     section = section[: section.index("</div></div>") + 12]
     assert "granted</span> Marketing e-mails" in section
     assert "denied</span> Product analytics" in section
+
+
+def test_dashboard_roles_see_consents_and_others_do_not(client):
+    from django.contrib.auth.models import Group
+
+    from tests.factories import user_make
+
+    ConsentType.objects.create(key="marketing", name="Marketing e-mails")
+    services.consents_record(distinct_id="ann", decisions={"marketing": True}, channel="api")
+    profile = profile_of("ann")
+    marketer = user_make("mkt")
+    marketer.groups.add(Group.objects.get(name="Marketer"))
+    plain = user_make("plain", "profiles.view_profile")
+
+    client.force_login(marketer)
+    assert 'id="consents"' in client.get(f"/people/{profile.pk}/").content.decode()
+    client.force_login(plain)
+    page = client.get(f"/people/{profile.pk}/")
+    assert page.status_code == 200
+    assert 'id="consents"' not in page.content.decode()

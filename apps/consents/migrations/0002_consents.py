@@ -5,6 +5,26 @@ import django.db.models.deletion
 from django.db import migrations, models
 
 
+# The dashboard's roles (groups made by the insights app's migrations, if they ran first): the
+# Admin role gets every consents permission, Marketer and Viewer may see consent types and a
+# profile's consents.
+READERS = ("view_consenttype", "view_profileconsent")
+
+
+def grant_roles(apps, schema_editor):
+    from django.apps import apps as global_apps
+    from django.contrib.auth.management import create_permissions
+
+    create_permissions(global_apps.get_app_config("consents"), verbosity=0, apps=apps)
+    Group = apps.get_model("auth", "Group")
+    Permission = apps.get_model("auth", "Permission")
+    mine = Permission.objects.filter(content_type__app_label="consents")
+    for group in Group.objects.filter(name="Admin"):
+        group.permissions.add(*mine)
+    for group in Group.objects.filter(name__in=["Marketer", "Viewer"]):
+        group.permissions.add(*mine.filter(codename__in=READERS))
+
+
 class Migration(migrations.Migration):
 
     initial = True
@@ -13,6 +33,10 @@ class Migration(migrations.Migration):
         ('consents', '0001_initial'),
         ('profiles', '0001_initial'),
         ('sources', '0002_alter_eventsource_options'),
+        ('auth', '0012_alter_user_first_name_max_length'),
+        ('contenttypes', '0002_remove_content_type_name'),
+        # After the roles exist, so that they get the consents permissions.
+        ('insights', '0001_initial'),
     ]
 
     operations = [
@@ -93,4 +117,5 @@ class Migration(migrations.Migration):
                 'constraints': [models.UniqueConstraint(fields=('profile', 'consent_type'), name='consents_one_decision_per_type')],
             },
         ),
+        migrations.RunPython(grant_roles, migrations.RunPython.noop),
     ]

@@ -81,7 +81,11 @@ def profile(request: HttpRequest, profile_id: str) -> HttpResponseBase:
         "identities": identities,
         "memberships": list(person.memberships.all()),
         "segments": segment_selectors.profile_segments(person),
-        "consents": consent_selectors.profile_consents(person),
+        "consents": (
+            consent_selectors.profile_consents(person)
+            if request.user.has_perm("consents.view_profileconsent")
+            else []
+        ),
         "merges": list(
             profile_selectors.profile_merges(person).select_related("survivor", "merged")[:50]
         ),
