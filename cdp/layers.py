@@ -11,14 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # Accounts (API tokens) are the ground floor: every app may authenticate with them.
-# Consents sit beside the ingest path, below events: events may import consents, consents
-# imports only sources.
+# Consents sit just above profiles: they read profiles and events, and plug into ingest only
+# through the ingest gates they register (apps/events/hooks.py), so that compliance rules
+# rewrite raw values before storage without events or profiles ever importing consents.
 FLOORS: tuple[str, ...] = (
     "accounts",
     "sources",
-    "consents",
     "events",
     "profiles",
+    "consents",
     "segments",
     "workflows",
     "pipeline",

@@ -14,6 +14,14 @@ from cryptography.fernet import Fernet
 # A fixed Fernet key for the test suite only (settings use it only under pytest): fixtures stay
 # decryptable across processes, such as a live server and a Celery worker.
 TEST_ENCRYPTION_KEY = "6dxqyyJ4bQx2mN1Hc7c1oYy3N0w8Xb5h3m0a3gJ2n3E="
+# The test suite's compliance-hashing key (settings use it only under pytest).
+TEST_HASH_SECRET = "test-hash-secret-not-for-production-use-0123456789"  # noqa: S105
+
+
+def generate_hash_secret() -> str:
+    import secrets
+
+    return secrets.token_urlsafe(32)
 
 
 def generate_fernet_key() -> str:

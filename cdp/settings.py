@@ -11,7 +11,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from cdp.local_secrets import TEST_ENCRYPTION_KEY
+from cdp.local_secrets import TEST_ENCRYPTION_KEY, TEST_HASH_SECRET
 from cdp.queues import task_routes
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -54,6 +54,22 @@ if not CDP_ENCRYPTION_KEYS and TESTING:
     CDP_ENCRYPTION_KEYS = [TEST_ENCRYPTION_KEY]
 # With DEBUG on and no key, cdp/crypto.py generates one into .env when a secret is first stored.
 CDP_LOCAL_ENV_FILE = BASE_DIR / ".env"
+
+# The key of data-compliance hashing (HMAC-SHA256 of personal values, apps/consents): secret, so
+# that nobody can hash a dictionary of e-mails and match them. Required in production; DEBUG
+# generates one into .env on first use; the tests use a fixed one.
+CDP_HASH_SECRET = env.str("CDP_HASH_SECRET", default="")
+if not CDP_HASH_SECRET and PRODUCTION:
+    raise ImproperlyConfigured(
+        "Set CDP_HASH_SECRET to 32+ random characters (compliance rules hash personal values "
+        'with it), e.g. from `python -c "import secrets; print(secrets.token_urlsafe(32))"`, '
+        "or DEBUG=1 for local development."
+    )
+if not CDP_HASH_SECRET and TESTING:
+    CDP_HASH_SECRET = TEST_HASH_SECRET
+# Consent categories of CMPs (Google Consent Mode v2, IAB TCF purposes, OneTrust groups...) and
+# the consent type key each one sets, as JSON: {"ad_storage": "advertising", "tcf:1": "storage"}.
+CDP_CONSENT_CATEGORY_MAP = env.json("CDP_CONSENT_CATEGORY_MAP", default={})
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -206,6 +222,11 @@ CELERY_BEAT_SCHEDULE = {
     "purge-workflow-runs": {
         "task": "apps.workflows.tasks.purge_runs",
         "schedule": env.float("CDP_WORKFLOW_PURGE_INTERVAL", default=3600.0),
+    },
+    # Grants past their expiry (a consent type's auto-revoke) are revoked.
+    "revoke-expired-consents": {
+        "task": "apps.consents.tasks.revoke_expired_consents",
+        "schedule": env.float("CDP_CONSENT_EXPIRY_INTERVAL", default=300.0),
     },
 }
 

@@ -5,6 +5,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from apps.consents import urls as consent_urls
 from apps.events import urls as event_urls
 from apps.insights import page_urls as insights_page_urls
 from apps.insights import urls as insight_urls
@@ -19,9 +20,11 @@ handler500 = "cdp.outage.server_error"
 urlpatterns = [
     *event_urls.tracking_urlpatterns,
     *profile_urls.tracking_urlpatterns,
+    *consent_urls.tracking_urlpatterns,
     path("api/v1/", include(event_urls.api_urlpatterns)),
     path("api/v1/", include(source_urls.api_urlpatterns)),
     path("api/v1/", include(profile_urls.api_urlpatterns)),
+    path("api/v1/", include(consent_urls.api_urlpatterns)),
     path("api/v1/", include(segment_urls.api_urlpatterns)),
     path("api/v1/", include(workflow_urls.api_urlpatterns)),
     path("api/v1/", include(insight_urls.api_urlpatterns)),

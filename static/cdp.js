@@ -306,7 +306,12 @@
     return chunk;
   }
 
-  var PATHS = { track: "/api/track", identify: "/api/identify", group: "/api/groups" };
+  var PATHS = {
+    track: "/api/track",
+    identify: "/api/identify",
+    group: "/api/groups",
+    consent: "/api/consent",
+  };
 
   // Bodies are text/plain with the write key inside: a CORS "simple" request, so there is no
   // preflight, and the same body works for fetch(keepalive) and sendBeacon (no headers).
@@ -588,13 +593,38 @@
       store.set("anonymous_id", uuid());
     },
 
-    consent: function (granted) {
+    // cdp.consent(true|false), or the visitor's decision per consent type:
+    // cdp.consent({marketing: true, analytics: false}). The decision goes to the server
+    // (POST /api/consent) before anything held, so a source that requires consent stores the
+    // events that follow. A decision that grants nothing stops tracking as consent(false) does.
+    consent: function (decision) {
+      if (beforeInit("consent", arguments)) return;
+      var perType = decision !== null && typeof decision === "object";
+      var granted = !!decision;
+      if (perType) {
+        granted = false;
+        for (var k in decision) if (decision[k] === true || decision[k] === "granted") granted = true;
+      }
+      var body = { distinct_id: distinctId(), library: "cdp.js" };
+      if (perType) body.consents = assign({}, decision);
+      else body.all = granted;
       if (granted) {
         store.set("consent", "granted");
         store.persistAll();
+        // First in line: ahead of every call held while waiting for the decision.
+        pending.splice(inFlight, 0, { kind: "consent", body: body, attempts: 0 });
         schedule(0);
       } else {
         pending = pending.slice(0, inFlight);
+        if (perType && store.get("user_id")) {
+          // A known visitor withdrawing: tell the server, then forget them.
+          var req = request([{ kind: "consent", body: body }]);
+          if (!sendBeacon(req) && typeof window.fetch === "function") {
+            window
+              .fetch(req.url, { method: "POST", body: req.data, keepalive: true, credentials: "omit" })
+              ["catch"](function () {});
+          }
+        }
         store.remove("anonymous_id");
         store.remove("user_id");
         store.remove("session");

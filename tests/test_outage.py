@@ -116,6 +116,7 @@ def server_on(throwaway_postgres: ThrowawayPostgres) -> Iterator[str]:
         "DEBUG": "0",
         "SECRET_KEY": "outage-test-" + "k" * 50,
         "CDP_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        "CDP_HASH_SECRET": "outage-test-hash-" + "h" * 32,
         "ALLOWED_HOSTS": "127.0.0.1",
         "SECURE_SSL_REDIRECT": "0",
         "LOG_LEVEL": "ERROR",

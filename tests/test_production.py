@@ -43,6 +43,7 @@ def production_env(tmp_path: Path, **variables: str) -> dict[str, str]:
         "HOME": os.environ.get("HOME", "/"),
         "SECRET_KEY": secrets.token_urlsafe(50),
         "CDP_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        "CDP_HASH_SECRET": secrets.token_urlsafe(32),
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
         "STATIC_ROOT": str(tmp_path / "static"),

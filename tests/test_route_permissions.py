@@ -56,6 +56,7 @@ TRACKING = (
     "people",
     "groups",
     "group-properties",
+    "consent",
 )
 
 # route name -> {METHOD: what it needs}
@@ -83,6 +84,31 @@ ROUTES: dict[str, dict[str, Any] | str] = {
     "profile-merge": {"POST": perms("profiles.change_profile")},
     "profile-unmerge": {"POST": perms("profiles.change_profile")},
     "group-list": {"GET": perms("profiles.view_group")},
+    "consent-type-list": {
+        "GET": perms("consents.view_consenttype"),
+        "POST": perms("consents.add_consenttype"),
+    },
+    "consent-type-detail": {
+        "GET": perms("consents.view_consenttype"),
+        "PUT": perms("consents.change_consenttype"),
+        "PATCH": perms("consents.change_consenttype"),
+        "DELETE": perms("consents.delete_consenttype"),
+    },
+    "compliance-rule-list": {
+        "GET": perms("consents.view_compliancerule"),
+        "POST": perms("consents.add_compliancerule"),
+    },
+    "compliance-rule-detail": {
+        "GET": perms("consents.view_compliancerule"),
+        "PUT": perms("consents.change_compliancerule"),
+        "PATCH": perms("consents.change_compliancerule"),
+        "DELETE": perms("consents.delete_compliancerule"),
+    },
+    "compliance-rule-dry-run": {"POST": perms("consents.view_compliancerule")},
+    "profile-consents": {
+        "GET": perms("profiles.view_profile", "consents.view_profileconsent"),
+        "POST": perms("profiles.view_profile", "consents.change_profileconsent"),
+    },
     "group-detail": {"GET": perms("profiles.view_group")},
     "group-members": {"GET": perms("profiles.view_group", "profiles.view_profile")},
     "segment-list": {

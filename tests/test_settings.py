@@ -101,6 +101,7 @@ def test_debug_is_off_unless_asked_for():
     settings = settings_with(
         SECRET_KEY=production_secret(),
         CDP_ENCRYPTION_KEYS=fernet_key(),
+        CDP_HASH_SECRET=production_secret(),
         ALLOWED_HOSTS="example.com",
     )
 
@@ -170,11 +171,24 @@ def test_production_without_allowed_hosts_fails_clearly():
     assert "ImproperlyConfigured: Set the ALLOWED_HOSTS environment variable" in result.stderr
 
 
+def test_production_without_a_hash_secret_fails_clearly():
+    result = run_python(
+        SHOW_SETTINGS,
+        SECRET_KEY=production_secret(),
+        CDP_ENCRYPTION_KEYS=fernet_key(),
+        ALLOWED_HOSTS="example.com",
+    )
+
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: Set CDP_HASH_SECRET" in result.stderr
+
+
 def test_production_turns_the_transport_security_on():
     settings = run_python(
         SHOW_SECURITY,
         SECRET_KEY=production_secret(),
         CDP_ENCRYPTION_KEYS=fernet_key(),
+        CDP_HASH_SECRET=production_secret(),
         ALLOWED_HOSTS="example.com",
     )
     development = run_python(SHOW_SECURITY, DEBUG="1")
@@ -192,6 +206,7 @@ def test_check_deploy_is_clean_with_production_settings():
             DEBUG="0",
             SECRET_KEY=production_secret(),
             CDP_ENCRYPTION_KEYS=fernet_key(),
+            CDP_HASH_SECRET=production_secret(),
             ALLOWED_HOSTS="example.com",
         ),
         capture_output=True,
@@ -245,6 +260,8 @@ def test_env_example_values_are_accepted_by_the_settings():
     values["SECRET_KEY"] = production_secret()
     assert values["CDP_ENCRYPTION_KEYS"] == ""  # nor a key to copy
     values["CDP_ENCRYPTION_KEYS"] = fernet_key()
+    assert values["CDP_HASH_SECRET"] == ""  # nor a hashing key
+    values["CDP_HASH_SECRET"] = production_secret()
 
     settings = settings_with(**values)
 

@@ -1,10 +1,72 @@
 """App config for consents: consent types, a profile's consents, data compliance rules and
-privacy requests (export, erase, suppress). It sits below events: ingest asks it, through a
-typed hook, whether an event may be stored and what to strip from it."""
+privacy requests. It sits just above profiles: ingest reaches it only through the ingest gates
+it registers here (consent collection and enforcement, then compliance rules), profiles through
+the merge hook."""
+
+from __future__ import annotations
+
+from typing import Any
 
 from django.apps import AppConfig
+from django.core import checks
+from django.core.checks import CheckMessage, Error
+
+
+def check_gates_registered(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """System check: the consent gates are registered, so enforcement and compliance rules
+    can't be silently off."""
+    from apps.consents.gates import COLLECT_GATE, COMPLIANCE_GATE
+    from apps.events.hooks import ingest_gate_names
+
+    names = ingest_gate_names()
+    return [
+        Error(
+            f"The ingest gate {name!r} is not registered.",
+            hint="apps.consents registers it in ConsentsConfig.ready(): keep it installed.",
+            obj="apps.consents",
+            id="consents.E001",
+        )
+        for name in (COLLECT_GATE, COMPLIANCE_GATE)
+        if name not in names
+    ]
 
 
 class ConsentsConfig(AppConfig):
     name = "apps.consents"
     verbose_name = "Consents and privacy"
+
+    def ready(self) -> None:
+        from apps.consents import gates, services, tasks  # noqa: F401  (tasks: registered)
+        from apps.events.hooks import register_ingest_gate
+        from apps.profiles import hooks as profile_hooks
+
+        register_ingest_gate(
+            gates.COLLECT_GATE, gates.collect_and_enforce, order=gates.COLLECT_ORDER
+        )
+        register_ingest_gate(
+            gates.COMPLIANCE_GATE, gates.compliance_gate, order=gates.COMPLIANCE_ORDER
+        )
+        profile_hooks.register_profiles_merged(services.consents_profiles_merged)
+        checks.register(check_gates_registered)
+        _watch_rule_changes()
+
+
+def _watch_rule_changes() -> None:
+    """Compiled compliance rules are kept per process; a saved or deleted rule or consent type
+    (admin, API, shell) publishes a new version so that every process compiles them again."""
+    from django.db.models.signals import m2m_changed, post_delete, post_save
+
+    from apps.consents.gates import compliance_rules_changed
+    from apps.consents.models import ComplianceRule, ConsentType
+
+    def changed(**kwargs: Any) -> None:
+        compliance_rules_changed()
+
+    for model in (ComplianceRule, ConsentType):
+        post_save.connect(changed, sender=model, dispatch_uid=f"consents-rules-{model.__name__}")
+        post_delete.connect(
+            changed, sender=model, dispatch_uid=f"consents-rules-del-{model.__name__}"
+        )
+    m2m_changed.connect(
+        changed, sender=ComplianceRule.consent_types.through, dispatch_uid="consents-rules-m2m"
+    )

@@ -82,12 +82,17 @@ def ingest_gates_apply(
     return events, dropped
 
 
-def event_reserialize(event: IncomingEvent) -> None:
-    """Refresh the stored JSON forms after a gate rewrote properties or context."""
+def event_reserialize(
+    event: IncomingEvent, *, properties: bool = True, context: bool = True
+) -> None:
+    """Refresh the stored JSON forms after a gate rewrote properties or context (a gate that
+    touched only one of them may say so, sparing the other's serialization)."""
     try:
-        event.properties, event.properties_json, _ = serialize_object(
-            event.properties, "properties"
-        )
-        event.context, event.context_json, _ = serialize_object(event.context, "context")
+        if properties:
+            event.properties, event.properties_json, _ = serialize_object(
+                event.properties, "properties"
+            )
+        if context:
+            event.context, event.context_json, _ = serialize_object(event.context, "context")
     except Rejection as exc:  # a gate only removes or replaces values: a bug, said clearly
         raise RuntimeError(f"An ingest gate left an event that cannot be stored: {exc}") from exc

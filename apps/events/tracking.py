@@ -97,6 +97,7 @@ def envelope_for(request: HttpRequest, source: EventSource, received_at: datetim
         received_at=received_at,
         ip=client_ip(request),
         user_agent=request.META.get("HTTP_USER_AGENT", "")[:1000],
+        gpc=request.META.get("HTTP_SEC_GPC", "").strip() == "1",
         max_event_bytes=settings.CDP_MAX_EVENT_BYTES,
         max_future=timedelta(seconds=settings.CDP_MAX_FUTURE_SECONDS),
     )

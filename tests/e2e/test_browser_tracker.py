@@ -465,3 +465,37 @@ def test_failed_deliveries_are_retried_with_the_same_message_ids(
     assert ids[0] == ids[1] == ids[2]
     assert {e.message_id for e in events} == set(ids[0])
     assert bodies[0]["writeKey"] == source.write_key
+
+
+def test_per_type_consent_is_stored_before_the_calls_it_releases(
+    open_shop: Callable[..., Shop], page_origin: str
+) -> None:
+    """cdp.consent({...}) on a source that requires consent: the decision reaches the server
+    first (POST /api/consent), so the held events that follow are stored, not dropped."""
+    from apps.consents.models import ConsentChange, ConsentType
+
+    ConsentType.objects.create(key="analytics", name="Analytics", required=True)
+    ConsentType.objects.create(key="marketing", name="Marketing")
+    source = source_services.source_create(
+        name="Consent types shop", allowed_origins=[page_origin], requires_consent=True
+    )
+    shop = open_shop(source)
+    page = shop.page
+    shop.open("/shop/")
+    page.click("#buy")
+    page.wait_for_timeout(500)
+    assert shop.api_requests == []
+
+    page.evaluate("cdp.consent({analytics: true, marketing: false})")
+    events = shop.stored_events(2)
+    anonymous_id = page.evaluate("cdp.anonymousId()")
+
+    assert [e.event_name for e in events][:2] == ["page_view", "element_click"]
+    assert {e.distinct_id for e in events} == {anonymous_id}
+    assert shop.api_requests[0].url.endswith("/api/consent")
+    with shop.db_lock:
+        changes = {
+            (c.consent_type.key, c.granted, c.channel)
+            for c in ConsentChange.objects.select_related("consent_type")
+        }
+    assert changes == {("analytics", True, "tracker"), ("marketing", False, "tracker")}

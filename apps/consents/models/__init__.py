@@ -1,1 +1,20 @@
 """The consents app's models, one module per concern."""
+
+from apps.consents.models.compliance import ComplianceAction, ComplianceRule
+from apps.consents.models.consents import (
+    ConsentChange,
+    ConsentChannel,
+    ConsentDefault,
+    ConsentType,
+    ProfileConsent,
+)
+
+__all__ = [
+    "ComplianceAction",
+    "ComplianceRule",
+    "ConsentChange",
+    "ConsentChannel",
+    "ConsentDefault",
+    "ConsentType",
+    "ProfileConsent",
+]

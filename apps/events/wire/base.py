@@ -17,6 +17,9 @@ class Envelope:
     received_at: datetime
     ip: str = ""
     user_agent: str = ""
+    # The request carried `Sec-GPC: 1` (Global Privacy Control): events get context.gpc, which
+    # the consents gate reads as a denial of the consent types configured for it.
+    gpc: bool = False
     max_event_bytes: int = 32 * 1024
     max_future: timedelta = timedelta(days=1)
 

@@ -137,6 +137,8 @@ def parse_event(
         context["ip"] = envelope.ip
     if envelope.user_agent and "user_agent" not in context:
         context["user_agent"] = envelope.user_agent
+    if envelope.gpc:
+        context["gpc"] = True
 
     properties, properties_json, stripped_p = serialize_object(properties, "properties")
     context, context_json, stripped_c = serialize_object(context, "context")

@@ -9,6 +9,7 @@ from django.http import Http404, HttpRequest, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
 
+from apps.consents import selectors as consent_selectors
 from apps.insights import selectors
 from apps.insights.templatetags.insights_tags import redact
 from apps.insights.views.access import labelled, page, sees_private
@@ -80,6 +81,11 @@ def profile(request: HttpRequest, profile_id: str) -> HttpResponseBase:
         "identities": identities,
         "memberships": list(person.memberships.all()),
         "segments": segment_selectors.profile_segments(person),
+        "consents": (
+            consent_selectors.profile_consents(person)
+            if request.user.has_perm("consents.view_profileconsent")
+            else []
+        ),
         "merges": list(
             profile_selectors.profile_merges(person).select_related("survivor", "merged")[:50]
         ),

@@ -8,14 +8,17 @@ from typing import Any
 
 from django.utils import timezone
 
+from apps.consents import selectors as consent_selectors
 from apps.events.models import Event
 from apps.profiles.models import Group, Identity, Profile
 from apps.segments.filtering import operators as ops
+from apps.segments.filtering.errors import FilterError
 from apps.segments.filtering.membership import segment_has_member
 from apps.segments.filtering.paths import Path
 from apps.segments.filtering.tree import (
     ANY_EVENT,
     And,
+    Consent,
     Filter,
     InGroup,
     InSegment,
@@ -160,7 +163,20 @@ class _Context:
             return self._performed(node)
         if isinstance(node, InSegment):
             return self.saved and segment_has_member(node.key, self.profile, leaf=node.leaf)
+        if isinstance(node, Consent):
+            return self._consent(node)
         return self._in_group(node)
+
+    def _consent(self, node: Consent) -> bool:
+        try:
+            holds = (
+                consent_selectors.consent_profile_holds(node.key, self.profile)
+                if self.saved
+                else consent_selectors.consent_default_holds(node.key)
+            )
+        except LookupError:
+            raise FilterError(f"unknown consent type {node.key!r}", leaf=node.leaf) from None
+        return holds == node.granted
 
     def _check(self, node: Property, stored: Any) -> bool:
         if node.item is None:

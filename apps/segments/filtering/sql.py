@@ -27,15 +27,18 @@ from django.db.models import (
 )
 from django.utils import timezone
 
+from apps.consents import selectors as consent_selectors
 from apps.events.models import Event, Session
 from apps.profiles.models import GroupMembership, Identity, Profile
 from apps.segments.filtering import operators as ops
+from apps.segments.filtering.errors import FilterError
 from apps.segments.filtering.membership import segment_member_ids
 from apps.segments.filtering.memory import evaluate_on_empty_profile
 from apps.segments.filtering.paths import Path
 from apps.segments.filtering.tree import (
     ANY_EVENT,
     And,
+    Consent,
     Filter,
     InGroup,
     InSegment,
@@ -588,6 +591,13 @@ class _Compiler:
             return self._performed(node)
         if isinstance(node, InSegment):
             return Q(pk__in=segment_member_ids(node.key, leaf=node.leaf))
+        if isinstance(node, Consent):
+            try:
+                return consent_selectors.consent_profile_ids_sql(
+                    node.key, granted=node.granted, now=self.now
+                )
+            except LookupError:
+                raise FilterError(f"unknown consent type {node.key!r}", leaf=node.leaf) from None
         assert isinstance(node, InGroup)
         return Q(
             Exists(

@@ -158,7 +158,16 @@ class _Parser:
             group_id = self._next().value
             key = token.value if token.kind == "string" else token.text
             return {"in_group": {"key": key, "id": group_id}}
+        if word.startswith("consent."):
+            return self._consent(word)
         return self._property(word)
+
+    def _consent(self, word: str) -> dict[str, Any]:
+        """consent.<key> is granted|denied"""
+        self._expect("word", "is", "is after a consent (consent.marketing is granted)")
+        if not (self._is("word", "granted") or self._is("word", "denied")):
+            raise self._fail("granted or denied")
+        return {"consent": word[len("consent.") :], "is": self._next().text}
 
     def _property(self, path: str) -> dict[str, Any]:
         if self.tok.kind != "word":
@@ -320,6 +329,8 @@ def _print(node: dict[str, Any]) -> str:
             return " ".join(out)
     if "in_segment" in node:
         return f"in_segment {_literal(node['in_segment'])}"
+    if "consent" in node:
+        return f"consent.{node['consent']} is {node['is']}"
     group = node["in_group"]
     key = (
         group["key"]

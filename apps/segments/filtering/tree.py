@@ -18,6 +18,8 @@ MAX_WITHIN_DAYS = 36_600
 ANY_EVENT = "*"
 SCOPES = ("profile", "event")
 _SEGMENT_KEY = re.compile(r"[A-Za-z0-9_-]{1,100}")
+_CONSENT_KEY = re.compile(r"[a-z0-9][a-z0-9_-]{0,99}")
+CONSENT_STATES = ("granted", "denied")
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,17 @@ class InGroup:
     leaf: str = field(default="", compare=False)
 
 
-Node = Union[And, Or, Not, Property, Performed, InSegment, InGroup]  # noqa: UP007
+@dataclass(frozen=True)
+class Consent:
+    """`consent.<key> is granted|denied`: the profile's effective consent of a type (its
+    decision, a grant not yet expired, else the type's default; apps/consents)."""
+
+    key: str
+    granted: bool
+    leaf: str = field(default="", compare=False)
+
+
+Node = Union[And, Or, Not, Property, Performed, InSegment, InGroup, Consent]  # noqa: UP007
 
 
 @dataclass
@@ -94,6 +106,8 @@ class References:
     event_names: set[str] = field(default_factory=set)
     any_event: bool = False
     segments: set[str] = field(default_factory=set)
+    # Consent type keys of consent leaves.
+    consents: set[str] = field(default_factory=set)
     # Group type keys (in_group and groups.<type>... paths).
     groups: set[str] = field(default_factory=set)
     # True when the answer can change with time alone (in_the_last, within_days, not_performed).
@@ -162,10 +176,12 @@ class _Parser:
             return self._performed(data, leaf=leaf, scope=scope, depth=depth)
         if "in_segment" in data or "in_group" in data:
             return self._membership(data, leaf=leaf, scope=scope)
+        if "consent" in data:
+            return self._consent(data, leaf=leaf, scope=scope)
         keys = ", ".join(sorted(map(str, data))) or "nothing"
         raise FilterError(
             f"unknown condition (keys: {keys}): use and, or, not, property, performed, "
-            "not_performed, in_segment or in_group",
+            "not_performed, in_segment, in_group or consent",
             leaf=leaf,
         )
 
@@ -306,6 +322,21 @@ class _Parser:
                 raise FilterError(f"in_group {part} is a string of 1 to 200 characters", leaf=leaf)
         return InGroup(group["key"], group["id"], leaf=leaf)
 
+    def _consent(self, data: dict[str, Any], *, leaf: str, scope: str) -> Node:
+        if scope == "where":
+            raise FilterError("consent conditions can't be used inside a where", leaf=leaf)
+        self._only(data, {"consent", "is"}, leaf)
+        key, state = data.get("consent"), data.get("is")
+        if not isinstance(key, str) or not _CONSENT_KEY.fullmatch(key):
+            raise FilterError(
+                "consent takes a consent type key (lowercase, e.g. marketing)", leaf=leaf
+            )
+        if state not in CONSENT_STATES:
+            raise FilterError(
+                'a consent condition is {"consent": key, "is": "granted" or "denied"}', leaf=leaf
+            )
+        return Consent(key, state == "granted", leaf=leaf)
+
 
 def to_json(node: Node) -> dict[str, Any]:
     """The normalized JSON of a node: canonical paths, defaults left out, one-child and/or
@@ -338,6 +369,8 @@ def to_json(node: Node) -> dict[str, Any]:
         return result
     if isinstance(node, InSegment):
         return {"in_segment": node.key}
+    if isinstance(node, Consent):
+        return {"consent": node.key, "is": "granted" if node.granted else "denied"}
     return {"in_group": {"key": node.group_type, "id": node.group_id}}
 
 
@@ -369,5 +402,10 @@ def _collect(node: Node, refs: References) -> None:
             _collect(node.where, refs)
     elif isinstance(node, InSegment):
         refs.segments.add(node.key)
+    elif isinstance(node, Consent):
+        refs.consents.add(node.key)
+        # Decisions arrive as consent events, and grants expire with time.
+        refs.event_names.update({"consent_granted", "consent_revoked"})
+        refs.time_based = True
     else:
         refs.groups.add(node.group_type)

@@ -1,0 +1,175 @@
+"""Data-compliance rules applied to an event's values: paths, and the remove, hash and mask
+actions. Pure functions over plain data, run by the ingest gate before anything is stored."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+from cdp.local_secrets import generate_hash_secret, local_secret
+
+HASH_ENV_VAR = "CDP_HASH_SECRET"
+MAX_PATH_PARTS = 20
+_ALNUM = re.compile(r"[^\W_]")
+_ASCII_STARS = str.maketrans(
+    dict.fromkeys("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", "*")
+)
+_PART = re.compile(r"^(?P<key>[^\[\]]+)(?P<each>\[\])?$")
+# `traits.x` names the traits an identify call sets, public and private, wherever they come in.
+TRAIT_ROOTS = (("properties", "$set"), ("properties", "$set_private"), ("context", "traits"))
+
+
+class PathError(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledPath:
+    """A rule's path as the key sequences it reaches from the event's root."""
+
+    text: str
+    routes: tuple[tuple[str, ...], ...]
+
+
+def path_compile(text: str) -> CompiledPath:
+    """`properties.user.email`, `properties.items[].sku` (`[]` is optional: a list met on the
+    way is walked item by item), `context.traits.email`, `traits.email`. A path with no root
+    reads properties."""
+    text = (text or "").strip()
+    if not text:
+        raise PathError("A path is required, e.g. properties.email")
+    parts: list[str] = []
+    for raw in text.split("."):
+        match = _PART.match(raw.strip())
+        if not match:
+            raise PathError(f"{text!r}: {raw!r} is not a key (keys are separated by dots)")
+        parts.append(match.group("key"))
+    if len(parts) > MAX_PATH_PARTS:
+        raise PathError(f"{text!r} is deeper than {MAX_PATH_PARTS} keys")
+    if parts[0] == "traits":
+        if len(parts) < 2:
+            raise PathError("traits.<name>: name the trait")
+        routes = tuple((*root, *parts[1:]) for root in TRAIT_ROOTS)
+    elif parts[0] in ("properties", "context"):
+        if len(parts) < 2:
+            raise PathError(f"{text!r}: name a key under {parts[0]}")
+        routes = (tuple(parts),)
+    else:
+        routes = (("properties", *parts),)
+    return CompiledPath(text=text, routes=routes)
+
+
+# --- the actions --------------------------------------------------------------------------------
+
+
+def hash_secret() -> bytes:
+    secret = settings.CDP_HASH_SECRET
+    if not secret and settings.DEBUG:
+        secret = local_secret(HASH_ENV_VAR, settings.CDP_LOCAL_ENV_FILE, generate_hash_secret)
+    if not secret:
+        raise ImproperlyConfigured(
+            f"Set {HASH_ENV_VAR} to 32+ random characters: compliance rules hash with it."
+        )
+    return secret.encode()
+
+
+def hash_value(value: Any, secret: bytes) -> str:
+    """HMAC-SHA256 of the value under the install's secret (text as it is, anything else as
+    its JSON), as hex: the same value always hashes the same, so hashed ids still join."""
+    return _hasher(secret)(value)
+
+
+def _hasher(secret: bytes) -> Callable[[Any], str]:
+    keyed = hmac.new(secret, digestmod=hashlib.sha256)  # the key's pads, computed once
+
+    def hash_one(value: Any) -> str:
+        mac = keyed.copy()
+        mac.update(value.encode() if isinstance(value, str) else orjson.dumps(value))
+        return mac.hexdigest()
+
+    return hash_one
+
+
+def _mask_text(text: str) -> str:
+    local, at, domain = text.partition("@")
+    if at and local and "." in domain:
+        return local[0] + "*" * (len(local) - 1) + "@" + domain
+    if len(text) <= 1:
+        return "*" * len(text)
+    # Keep the first character and the separators: "+1 555-0100" -> "+* ***-****".
+    rest = text[1:]
+    return text[0] + (rest.translate(_ASCII_STARS) if rest.isascii() else _ALNUM.sub("*", rest))
+
+
+def mask_value(value: Any) -> Any:
+    """Keep the shape, hide the content: `john@example.com` -> `j***@example.com`; other text
+    keeps its first character and separators; numbers become stars of their length; objects
+    and lists are masked value by value; null stays null."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return _mask_text(value)
+    if isinstance(value, bool):
+        return "*"
+    if isinstance(value, int | float):
+        return "*" * len(str(value))
+    if isinstance(value, list):
+        return [mask_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: mask_value(v) for k, v in value.items()}
+    return "*"
+
+
+Transform = Callable[[Any], Any]
+REMOVE = object()
+
+
+def transform_for(action: str, secret: bytes | None) -> Transform:
+    if action == "remove":
+        return lambda value: REMOVE
+    if action == "hash":
+        assert secret is not None
+        hash_one = _hasher(secret)
+        return lambda value: value if value is None else hash_one(value)
+    if action == "mask":
+        return mask_value
+    raise ValueError(f"unknown compliance action {action!r}")
+
+
+def apply_path(root: Any, keys: tuple[str, ...], transform: Transform) -> bool:
+    """Apply `transform` to every value at `keys` under root (walking lists item by item).
+    Returns whether anything was found. A missing key changes nothing."""
+    node = root
+    last = len(keys) - 1
+    depth = 0
+    while True:
+        kind = type(node)
+        if kind is list:
+            rest = keys[depth:]
+            found = False
+            for item in node:
+                if apply_path(item, rest, transform):
+                    found = True
+            return found
+        if kind is not dict:
+            return False
+        key = keys[depth]
+        if key not in node:
+            return False
+        if depth == last:
+            new = transform(node[key])
+            if new is REMOVE:
+                del node[key]
+            else:
+                node[key] = new
+            return True
+        node = node[key]
+        depth += 1
