@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -54,10 +55,18 @@ _ERROR_NAMES = (
 )
 
 
+def _held_lock() -> threading.Lock:
+    lock = threading.Lock()
+    lock.acquire()
+    return lock
+
+
 @dataclass(slots=True)
 class _Job:
     events: Sequence[IncomingEvent]
-    done: threading.Event = field(default_factory=threading.Event)
+    # Released by the writer when the job is done: a bare lock, cheaper to hand over than an
+    # Event (this is paid per request).
+    done: threading.Lock = field(default_factory=_held_lock)
     ids: list[int] = field(default_factory=list)
     error: BaseException | None = None
 
@@ -76,10 +85,9 @@ class GroupWriter:
     """One per web process: a thread that inserts what the request threads hand it."""
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._pending: list[_Job] = []
+        self._start_lock = threading.Lock()
+        self._pending: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._io = threading.Lock()  # held while the connection is in use
-        self._thread: threading.Thread | None = None
         self._pid = 0
         self._conn: psycopg.Connection[Any] | None = None
         self._timeout_ms: int | None = None
@@ -89,14 +97,12 @@ class GroupWriter:
         """Insert the events with whatever else is waiting; return the ids of the new rows
         once they are committed. Raises a django.db error when nothing was stored."""
         job = _Job(events)
-        with self._cond:
-            self._start_if_needed()
-            self._pending.append(job)
-            self._cond.notify()
+        self._start_if_needed()
+        self._pending.put(job)
         # The statement gives up after the ingest timeout; a connect after the connect
         # timeout: past both (and a margin) the writer is stuck, and the client retries.
         wait = (settings.CDP_INGEST_DB_TIMEOUT_MS or 30_000) / 1000 + 10
-        if not job.done.wait(wait):
+        if not job.done.acquire(timeout=wait):
             raise db.OperationalError("The ingest writer did not answer in time")
         if job.error is not None:
             raise job.error
@@ -108,38 +114,51 @@ class GroupWriter:
         with self._io:
             self._close_connection()
 
+    @property
+    def pending(self) -> int:
+        """Requests waiting for the next insert."""
+        return self._pending.qsize()
+
     def _start_if_needed(self) -> None:
         # A forked process (a gunicorn worker) has the parent's object but not its thread.
-        if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
+        if self._pid == os.getpid():
             return
-        self._pid = os.getpid()
-        self._conn = None
-        self._thread = threading.Thread(target=self._run, name="cdp-ingest-writer", daemon=True)
-        self._thread.start()
+        with self._start_lock:
+            if self._pid == os.getpid():
+                return
+            self._pending = queue.SimpleQueue()
+            self._conn = None
+            thread = threading.Thread(target=self._run, name="cdp-ingest-writer", daemon=True)
+            thread.start()
+            self._pid = os.getpid()
 
     def _run(self) -> None:
+        carried: _Job | None = None
         while True:
-            with self._cond:
-                if not self._pending:
-                    self._cond.wait(IDLE_CLOSE_SECONDS)
-                if not self._pending:
+            if carried is None:
+                try:
+                    carried = self._pending.get(timeout=IDLE_CLOSE_SECONDS)
+                except queue.Empty:
                     with self._io:
                         self._close_connection()
                     continue
-                jobs = self._take()
+            jobs, carried = self._take(carried)
             with self._io:
                 self._write(jobs)
 
-    def _take(self) -> list[_Job]:
-        jobs: list[_Job] = []
-        count = 0
-        while self._pending:
-            size = len(self._pending[0].events)
-            if jobs and count + size > MAX_EVENTS_PER_STATEMENT:
-                break
-            jobs.append(self._pending.pop(0))
-            count += size
-        return jobs
+    def _take(self, first: _Job) -> tuple[list[_Job], _Job | None]:
+        """The first job and those waiting behind it, up to a statement's worth of events;
+        the job that did not fit is carried to the next statement."""
+        jobs, count = [first], len(first.events)
+        while True:
+            try:
+                job = self._pending.get_nowait()
+            except queue.Empty:
+                return jobs, None
+            if count + len(job.events) > MAX_EVENTS_PER_STATEMENT:
+                return jobs, job
+            jobs.append(job)
+            count += len(job.events)
 
     def _write(self, jobs: list[_Job]) -> None:
         events = [event for job in jobs for event in job.events]
@@ -151,13 +170,13 @@ class GroupWriter:
             error = _django_error(exc)
             for job in jobs:
                 job.error = error
-                job.done.set()
+                job.done.release()
             return
         except BaseException as exc:  # a bug: every waiting request must still be answered
             logger.exception("Ingest writer failed")
             for job in jobs:
                 job.error = exc
-                job.done.set()
+                job.done.release()
             return
         # Each new row goes to the first request that sent its (source, message id); a later
         # request in the same statement with the same id sent a duplicate.
@@ -168,7 +187,7 @@ class GroupWriter:
                 for event in job.events
                 if (row_id := new.pop((event.source_id, event.message_id), None)) is not None
             ]
-            job.done.set()
+            job.done.release()
 
     def _insert(self, events: list[IncomingEvent]) -> list[tuple[int, Any, str]]:
         conn = self._connection()

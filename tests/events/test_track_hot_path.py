@@ -134,7 +134,7 @@ def test_requests_waiting_on_an_insert_share_the_next_one_and_each_gets_its_answ
         first, first_threads = _post_in_threads(source.write_key, [event("first", "u9")])
         wait_for(lambda: _inserts_waiting_on_a_lock(watcher) == 1)
         responses, threads = _post_in_threads(source.write_key, payloads)
-        wait_for(lambda: len(writer._pending) == len(payloads))
+        wait_for(lambda: writer.pending == len(payloads))
         other.rollback()
     for thread in first_threads + threads:
         thread.join(10)
