@@ -282,6 +282,7 @@ CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=PRODUCTION)
 # checks a load balancer calls over plain HTTP.
 SECURE_REDIRECT_EXEMPT = [
     r"^api/(track|batch|identify|alias|people|groups|groups/properties)/?$",
+    r"^api/bridges/webhook/",
     r"^v1/(track|identify|page|screen|group|alias|batch|import)/?$",
     r"^track/?$",
     r"^healthz$",

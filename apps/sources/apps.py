@@ -8,9 +8,11 @@ from django.db.models.signals import post_delete, post_save
 
 
 def _source_changed(sender: Any, instance: Any, **kwargs: Any) -> None:
+    from apps.sources.selectors import source_cache_clear
     from apps.sources.services import source_cache_changed
 
     key = instance.write_key
+    source_cache_clear(key)  # this thread sees its own change at once
     transaction.on_commit(lambda: source_cache_changed(write_keys=[key]))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from django.conf import settings
 from django.core.cache import cache
@@ -22,15 +23,21 @@ GENERATION_KEY = "cdp:sources:generation"
 _generation: dict[str, float | int | None] = {"value": None, "checked_at": 0.0}
 
 
-def source_get_for_write_key(write_key: str) -> EventSource | None:
-    """The enabled or disabled source with this key, or None; cached (see above)."""
+def source_get_for_write_key(
+    write_key: str, lookup: Callable[[], EventSource | None] | None = None
+) -> EventSource | None:
+    """The enabled or disabled source with this key, or None; cached (see above). `lookup`
+    reads the source some other way (by id) under the same cache and invalidation."""
     now = time.monotonic()
     if now - (_generation["checked_at"] or 0.0) >= settings.CDP_SOURCE_CACHE_CHECK_SECONDS:
         _check_generation(now)
     cached = _by_write_key.get(write_key)
     if cached is not None and cached[0] > now:
         return cached[1]
-    source = EventSource.objects.filter(write_key=write_key).first()
+    if lookup is not None:
+        source = lookup()
+    else:
+        source = EventSource.objects.filter(write_key=write_key).first()
     if len(_by_write_key) >= _MAX_CACHED:
         _by_write_key.clear()
     _by_write_key[write_key] = (now + settings.CDP_SOURCE_CACHE_SECONDS, source)
@@ -53,12 +60,20 @@ def source_get_for_id(source_id: str) -> EventSource | None:
     return EventSource.objects.filter(pk=source_id).first()
 
 
+def source_get_for_id_cached(source_id: str) -> EventSource | None:
+    """source_get_for_id for a hot path (the webhook bridge), cached as write keys are."""
+    return source_get_for_write_key(f"id:{source_id}", lookup=lambda: source_get_for_id(source_id))
+
+
 def source_cache_clear(write_key: str | None = None) -> None:
     if write_key is None:
         _by_write_key.clear()
         _generation["checked_at"] = 0.0
     else:
         _by_write_key.pop(write_key, None)
+        # Entries cached by id hold the same source: drop them too.
+        for key in [k for k, (_, s) in _by_write_key.items() if s and s.write_key == write_key]:
+            _by_write_key.pop(key, None)
 
 
 def source_list() -> list[EventSource]:

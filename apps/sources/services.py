@@ -1,14 +1,16 @@
 """Writes on event sources."""
 
 import logging
+from typing import Any
 
 from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
 from apps.sources import selectors
-from apps.sources.bridges import INTERNAL
+from apps.sources.bridges import INTERNAL, bridge_config_errors
 from apps.sources.models import EventSource, generate_write_key
+from cdp.errors import DomainError
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +52,28 @@ def source_set_enabled(*, source: EventSource, enabled: bool) -> EventSource:
     source.enabled = enabled
     source.save(update_fields=["enabled", "updated_at"])
     transaction.on_commit(lambda: source_cache_changed(write_keys=[source.write_key]))
+    return source
+
+
+def source_set_bridge(
+    *,
+    source: EventSource,
+    bridge: str,
+    config: dict[str, Any] | None = None,
+    secret: str | None = None,
+) -> EventSource:
+    """Point the source at a bridge with its settings. secret: None keeps the stored one, ""
+    removes it; it is stored encrypted and never read back by the admin or the API."""
+    errors = bridge_config_errors(bridge, config if config is not None else {})
+    if errors:
+        raise DomainError(f"Bridge settings: {'; '.join(errors)}", field="config")
+    source.bridge = bridge
+    source.bridge_config = config or {}
+    fields = ["bridge", "bridge_config", "updated_at"]
+    if secret is not None:
+        source.bridge_secret = secret
+        fields.append("bridge_secret")
+    source.save(update_fields=fields)
     return source
 
 
