@@ -91,6 +91,7 @@ class GroupWriter:
         self._pid = 0
         self._conn: psycopg.Connection[Any] | None = None
         self._timeout_ms: int | None = None
+        self._inherited: psycopg.Connection[Any] | None = None
         self.statements = 0  # statements sent, for the query-count test
 
     def store(self, events: Sequence[IncomingEvent]) -> list[int]:
@@ -126,7 +127,11 @@ class GroupWriter:
         with self._start_lock:
             if self._pid == os.getpid():
                 return
+            # The parent's connection and lock are not this process's to use.
             self._pending = queue.SimpleQueue()
+            self._io = threading.Lock()
+            # Kept, never closed here: closing would end the parent's session on the server.
+            self._inherited = self._conn
             self._conn = None
             thread = threading.Thread(target=self._run, name="cdp-ingest-writer", daemon=True)
             thread.start()
