@@ -303,6 +303,7 @@ CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=PRODUCTION)
 # checks a load balancer calls over plain HTTP.
 SECURE_REDIRECT_EXEMPT = [
     r"^api/(track|batch|identify|alias|people|groups|groups/properties)/?$",
+    r"^api/bridges/webhook/",
     r"^v1/(track|identify|page|screen|group|alias|batch|import)/?$",
     r"^track/?$",
     r"^healthz$",
@@ -317,6 +318,10 @@ CDP_MAX_REQUEST_BYTES = env.int("CDP_MAX_REQUEST_BYTES", default=1024 * 1024)
 # and statement_timeout, for that transaction only) before the request answers 503 and the
 # client retries, rather than piling up requests behind a locked table. 0: no limit.
 CDP_INGEST_DB_TIMEOUT_MS = env.int("CDP_INGEST_DB_TIMEOUT_MS", default=5000)
+# PostgreSQL: requests of at most CDP_INGEST_GROUP_MAX_EVENTS events that arrive together in a
+# web process share one insert and commit (apps/events/groupcommit.py).
+CDP_INGEST_GROUP_COMMIT = env.bool("CDP_INGEST_GROUP_COMMIT", default=True)
+CDP_INGEST_GROUP_MAX_EVENTS = env.int("CDP_INGEST_GROUP_MAX_EVENTS", default=50)
 # Clients more than this far in the future are clamped to the time received (with a warning).
 CDP_MAX_FUTURE_SECONDS = env.int("CDP_MAX_FUTURE_SECONDS", default=24 * 3600)
 # Events still unprocessed this long after they arrived, and workflow runs still queued this
@@ -335,8 +340,11 @@ CDP_DISPATCH_INTERVAL_MS = env.int("CDP_DISPATCH_INTERVAL_MS", default=50)
 CDP_PROCESS_BATCH_SIZE = env.int("CDP_PROCESS_BATCH_SIZE", default=1000)
 # How many reverse proxies in front of us append to X-Forwarded-For (0: use REMOTE_ADDR).
 CDP_TRUSTED_PROXY_COUNT = env.int("CDP_TRUSTED_PROXY_COUNT", default=0)
-# Seconds a write key stays cached in each web process (rotation/disable take this long).
+# Seconds a source stays cached in each web process when no change is signalled (the shared
+# cache carries changes sooner, see CDP_SOURCE_CACHE_CHECK_SECONDS).
 CDP_SOURCE_CACHE_SECONDS = env.int("CDP_SOURCE_CACHE_SECONDS", default=5)
+# How often a web process checks whether any source changed (then drops its cached sources).
+CDP_SOURCE_CACHE_CHECK_SECONDS = env.float("CDP_SOURCE_CACHE_CHECK_SECONDS", default=1.0)
 # Traits that are personal data: people operations store them as private traits, shown only
 # to users with the "view private traits" permission.
 CDP_PRIVATE_TRAITS = env.list(

@@ -14,6 +14,7 @@ from hypothesis import settings as hypothesis_settings
 from rest_framework.test import APIClient
 
 from apps.events.dispatch import dispatcher_flush
+from apps.events.groupcommit import group_writer
 from apps.sources import selectors as source_selectors
 from apps.sources.models import EventSource
 from cdp.celery import app as celery_app
@@ -59,6 +60,8 @@ def _isolated_state() -> Iterator[None]:
     dispatcher_flush()
     conf.task_always_eager, conf.task_eager_propagates = saved
     source_selectors.source_cache_clear()
+    # The group-commit writer's connection: none left open when the test database is dropped.
+    group_writer().close()
 
 
 @pytest.fixture

@@ -51,6 +51,8 @@ TRACKING = (
     # RudderStack's control plane answer: authenticated by the write key (Basic auth).
     "rudderstack-source-config",
     "rudderstack-source-config-slash",
+    # Webhook bridge: by the source id in the URL, and an HMAC signature when a secret is set.
+    "bridge-webhook",
     "identify",
     "alias",
     "people",
@@ -78,6 +80,7 @@ ROUTES: dict[str, dict[str, Any] | str] = {
         "PATCH": perms("sources.change_eventsource"),
     },
     "source-rotate-write-key": {"POST": perms("sources.rotate_write_key")},
+    "source-bridge": {"PUT": perms("sources.change_eventsource")},
     "profile-list": {"GET": perms("profiles.view_profile")},
     "profile-detail": {"GET": perms("profiles.view_profile")},
     "profile-events": {"GET": perms("profiles.view_profile", "events.view_event")},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -15,6 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.events.dispatch import PROCESS_EPHEMERAL_EVENTS, dispatcher, events_publish
+from apps.events.groupcommit import group_commit_applies, group_writer
 from apps.events.hooks import Dropped, ingest_gates_apply
 from apps.events.incoming import IncomingEvent, serialize_object
 from apps.events.models import Event
@@ -73,8 +74,14 @@ def events_ingest(*, source: EventSource, batch: ParsedBatch) -> IngestResult:
     else:
         # Committed when events_store returns (unless the caller holds a transaction, whose
         # commit then queues the processing).
-        ids = events_store(kept)
-        events_dispatch(ids, deferred=True)
+        if group_commit_applies(kept):
+            # Committed by the writer, outside any transaction of this thread: hand the ids
+            # on now (on_commit would check a pooled connection out just to learn that).
+            ids = group_writer().store(kept)
+            events_dispatch(ids, deferred=True, committed=True)
+        else:
+            ids = events_store(kept)
+            events_dispatch(ids, deferred=True)
         accepted = len(ids)
     return IngestResult(
         accepted=accepted,
@@ -211,19 +218,27 @@ def _hand_to_dispatcher(event_ids: list[int]) -> None:
     dispatcher().submit(event_ids)
 
 
-def events_dispatch(event_ids: Sequence[int], *, deferred: bool = False) -> None:
+def events_dispatch(
+    event_ids: Sequence[int], *, deferred: bool = False, committed: bool = False
+) -> None:
     """Queue processing of stored events once the current transaction commits.
 
     deferred (the tracking request path): in CDP_DISPATCH_MODE "background" the ids go to this
     process's dispatcher thread, which publishes the ids of many requests as one task a few
     milliseconds later; the request doesn't wait for the broker. The outbox redispatch covers
-    a process that dies before it publishes."""
+    a process that dies before it publishes. committed: the ids were committed outside any
+    transaction of the caller, so they are queued at once."""
     if not event_ids:
         return
+    queue: Callable[[], object]
     if deferred and _dispatch_in_background():
-        transaction.on_commit(partial(_hand_to_dispatcher, list(event_ids)))
+        queue = partial(_hand_to_dispatcher, list(event_ids))
     else:
-        transaction.on_commit(partial(events_publish, list(event_ids)))
+        queue = partial(events_publish, list(event_ids))
+    if committed:
+        queue()
+    else:
+        transaction.on_commit(queue)
 
 
 def _send_ephemeral(events: list[IncomingEvent]) -> None:

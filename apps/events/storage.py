@@ -48,6 +48,9 @@ SELECT * FROM unnest(
 ON CONFLICT (source_id, message_id) DO NOTHING
 RETURNING id
 """  # noqa: S608 - table and column names are constants
+# The same insert for several requests at once (apps/events/groupcommit.py): each new row says
+# whose it is.
+PG_INSERT_RETURNING_KEYS = _PG_INSERT.replace("RETURNING id", "RETURNING id, source_id, message_id")
 
 # For the rest of the ingest transaction only (is_local): a locked or stalled events table
 # fails the request fast (503, the client retries) instead of holding a web worker.
@@ -88,7 +91,7 @@ def _pg_store_pipelined(events: Sequence[IncomingEvent]) -> list[int]:
                 timeout = settings.CDP_INGEST_DB_TIMEOUT_MS
                 if timeout:
                     settings_cursor.execute(_PG_TIMEOUTS, [f"{timeout}ms", f"{timeout}ms"])
-                insert_cursor.execute(_PG_INSERT, _columns(events))
+                insert_cursor.execute(_PG_INSERT, columns_of(events))
             # Read after the Sync was answered, that is after the commit.
             return [row[0] for row in insert_cursor.fetchall()]
         finally:
@@ -106,7 +109,7 @@ def events_insert(events: Sequence[IncomingEvent]) -> list[int]:
             if timeout and connection.in_atomic_block:
                 cursor.execute(_PG_TIMEOUTS, [f"{timeout}ms", f"{timeout}ms"])
         with _server_bound_cursor() as cursor:
-            cursor.execute(_PG_INSERT, _columns(events))
+            cursor.execute(_PG_INSERT, columns_of(events))
             return [row[0] for row in cursor.fetchall()]
     with connection.cursor() as cursor:
         cursor.execute(*_values_insert(events))
@@ -124,7 +127,7 @@ def _server_bound_cursor() -> Any:
     return connection.make_cursor(raw)
 
 
-def _columns(events: Sequence[IncomingEvent]) -> list[list[object]]:
+def columns_of(events: Sequence[IncomingEvent]) -> list[list[object]]:
     return [
         [e.source_id for e in events],
         [e.message_id for e in events],

@@ -3,6 +3,7 @@
 from django.urls import include, path
 
 from apps.events import apis, views
+from apps.events.bridges import webhook
 from cdp.routers import OptionalSlashRouter
 
 router = OptionalSlashRouter()
@@ -11,6 +12,7 @@ router.register("sessions", apis.SessionViewSet, basename="session")
 
 tracking_urlpatterns = [
     path("api/track", views.track, name="track"),
+    path("api/bridges/webhook/<uuid:source_id>", webhook.webhook, name="bridge-webhook"),
     path("v1/track", views.segmentio_track, name="segmentio-track"),
     path("v1/identify", views.segmentio_identify, name="segmentio-identify"),
     path("v1/page", views.segmentio_page, name="segmentio-page"),

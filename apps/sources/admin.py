@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -30,8 +31,49 @@ def curl_example(source: EventSource, base_url: str) -> str:
     )
 
 
+class EventSourceForm(forms.ModelForm):
+    """The bridge secret is write-only: never rendered back; blank keeps the stored one."""
+
+    bridge_secret = forms.CharField(
+        required=False,
+        max_length=500,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text=(
+            "Webhook bridge: the HMAC-SHA256 secret that signs request bodies. Never shown; "
+            "leave blank to keep the current one."
+        ),
+    )
+    clear_bridge_secret = forms.BooleanField(
+        required=False, label="Remove the bridge secret (signatures no longer checked)"
+    )
+
+    class Meta:
+        model = EventSource
+        fields = [
+            "name",
+            "description",
+            "bridge",
+            "enabled",
+            "bridge_config",
+            "bridge_secret",
+            "ephemeral",
+            "requires_consent",
+            "session_timeout_minutes",
+            "allowed_origins",
+            "rate_limit_per_second",
+        ]
+
+    def clean_bridge_secret(self) -> str:
+        entered = self.cleaned_data.get("bridge_secret") or ""
+        if self.data.get("clear_bridge_secret"):
+            return ""
+        return entered or (self.instance.bridge_secret if self.instance.pk else "")
+
+
 @admin.register(EventSource)
 class EventSourceAdmin(admin.ModelAdmin):
+    form = EventSourceForm
     list_display = [
         "name",
         "bridge",
@@ -55,6 +97,13 @@ class EventSourceAdmin(admin.ModelAdmin):
     actions = ["rotate_write_key", "enable", "disable"]
     fieldsets = [
         (None, {"fields": ["id", "name", "description", "bridge", "enabled"]}),
+        (
+            "Bridge settings",
+            {
+                "fields": ["bridge_config", "bridge_secret", "clear_bridge_secret"],
+                "description": "Webhook and Redis-stream bridges: see docs/bridges.md.",
+            },
+        ),
         ("Write key", {"fields": ["write_key_and_example", "write_key_rotated_at"]}),
         (
             "Behaviour",

@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.sources import services
+from apps.sources.bridges import bridge_choices
 from apps.sources.models import EventSource
 from apps.sources.visibility import MASK_EXAMPLE, write_key_for
 from cdp.audit import AuditMixin
@@ -36,6 +37,12 @@ class WriteKeyField(serializers.Field):
 
 class EventSourceSerializer(serializers.ModelSerializer):
     write_key = WriteKeyField()
+    has_bridge_secret = serializers.SerializerMethodField(
+        help_text="Whether a webhook signature secret is set (the secret is never sent back)."
+    )
+
+    def get_has_bridge_secret(self, source: EventSource) -> bool:
+        return bool(source.bridge_secret)
 
     class Meta:
         model = EventSource
@@ -44,6 +51,8 @@ class EventSourceSerializer(serializers.ModelSerializer):
             "name",
             "description",
             "bridge",
+            "bridge_config",
+            "has_bridge_secret",
             "write_key",
             "enabled",
             "ephemeral",
@@ -61,6 +70,19 @@ class EventSourceSettingsSerializer(serializers.Serializer[EventSource]):
     with_profiles = serializers.BooleanField(
         help_text="Events create and update profiles; false: personless events (stored, "
         "sessionized and routed, but no profile, identity, traits or counters)."
+    )
+
+
+class BridgeSerializer(serializers.Serializer):
+    bridge = serializers.ChoiceField(choices=bridge_choices())
+    config = serializers.JSONField(required=False, default=dict)
+    secret = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        write_only=True,
+        max_length=500,
+        trim_whitespace=False,
+        help_text="Webhook: the HMAC secret. Absent: kept; empty: removed. Never sent back.",
     )
 
 
@@ -93,4 +115,20 @@ class EventSourceViewSet(AuditMixin, viewsets.ReadOnlyModelViewSet):
         """Give the source a new write key: the old one stops working (within
         CDP_SOURCE_CACHE_SECONDS in every web process)."""
         source = services.source_rotate_write_key(source=self.get_object())
+        return Response(self.get_serializer(source).data)
+
+    @extend_schema(request=BridgeSerializer, responses=EventSourceSerializer)
+    @requires("sources.change_eventsource")
+    @action(detail=True, methods=["put"], url_path="bridge")
+    def bridge(self, request: Request, pk: str | None = None) -> Response:
+        """Set the source's bridge and its settings (the webhook mapping and signature
+        secret, the Redis stream's mapping); see docs/bridges.md."""
+        data = BridgeSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        source = services.source_set_bridge(
+            source=self.get_object(),
+            bridge=data.validated_data["bridge"],
+            config=data.validated_data.get("config") or {},
+            secret=data.validated_data.get("secret"),
+        )
         return Response(self.get_serializer(source).data)

@@ -3,9 +3,11 @@
 import secrets
 import uuid
 
+from django.core.exceptions import ValidationError
 from django.db import models
 
-from apps.sources.bridges import REST_API, bridge_choices
+from apps.sources.bridges import REST_API, bridge_choices, bridge_config_errors
+from cdp.crypto import EncryptedTextField
 
 
 def generate_write_key() -> str:
@@ -50,6 +52,20 @@ class EventSource(models.Model):
     rate_limit_per_second = models.PositiveIntegerField(
         default=2000, help_text="Events per second accepted from this source; 0: no limit."
     )
+    bridge_config = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text=(
+            "The bridge's settings: for a webhook, how a body becomes an event "
+            '(e.g. {"event_name": "$.type", "distinct_id": "$.data.customer", '
+            '"properties": "$.data"}); see docs/bridges.md.'
+        ),
+    )
+    bridge_secret = EncryptedTextField(
+        blank=True,
+        default="",
+        help_text="Webhook bridge: the HMAC secret signatures are checked with (never shown).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     write_key_rotated_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -60,6 +76,11 @@ class EventSource(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        errors = bridge_config_errors(self.bridge, self.bridge_config)
+        if errors:
+            raise ValidationError({"bridge_config": errors})
 
     def origin_allowed(self, origin: str) -> bool:
         origins = self.allowed_origins or []

@@ -1,40 +1,79 @@
-"""Reads on event sources, with a short per-process cache for the write-key lookup."""
+"""Reads on event sources, with a per-process cache for the write-key lookup."""
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Callable
 
 from django.conf import settings
+from django.core.cache import cache
 
 from apps.sources.models import EventSource
+
+logger = logging.getLogger(__name__)
 
 # write_key -> (expires_at, source or None). Hot path: every tracking request looks its key up.
 _by_write_key: dict[str, tuple[float, EventSource | None]] = {}
 _MAX_CACHED = 10_000
+# A change to any source (admin, API, rotation) bumps this counter in the shared cache; each
+# process reads it at most every CDP_SOURCE_CACHE_CHECK_SECONDS and drops its cached sources
+# when it moved, so a change reaches every web process within about that delay.
+GENERATION_KEY = "cdp:sources:generation"
+_generation: dict[str, float | int | None] = {"value": None, "checked_at": 0.0}
 
 
-def source_get_for_write_key(write_key: str) -> EventSource | None:
-    """The enabled or disabled source with this key, or None; cached for a few seconds."""
+def source_get_for_write_key(
+    write_key: str, lookup: Callable[[], EventSource | None] | None = None
+) -> EventSource | None:
+    """The enabled or disabled source with this key, or None; cached (see above). `lookup`
+    reads the source some other way (by id) under the same cache and invalidation."""
     now = time.monotonic()
+    if now - (_generation["checked_at"] or 0.0) >= settings.CDP_SOURCE_CACHE_CHECK_SECONDS:
+        _check_generation(now)
     cached = _by_write_key.get(write_key)
     if cached is not None and cached[0] > now:
         return cached[1]
-    source = EventSource.objects.filter(write_key=write_key).first()
+    if lookup is not None:
+        source = lookup()
+    else:
+        source = EventSource.objects.filter(write_key=write_key).first()
     if len(_by_write_key) >= _MAX_CACHED:
         _by_write_key.clear()
     _by_write_key[write_key] = (now + settings.CDP_SOURCE_CACHE_SECONDS, source)
     return source
 
 
+def _check_generation(now: float) -> None:
+    _generation["checked_at"] = now
+    try:
+        value = cache.get(GENERATION_KEY)
+    except Exception:  # the cache is down: the entries still expire after their TTL
+        logger.warning("Shared cache unavailable; cached sources expire on their TTL only")
+        return
+    if value != _generation["value"]:
+        _by_write_key.clear()
+        _generation["value"] = value
+
+
 def source_get_for_id(source_id: str) -> EventSource | None:
     return EventSource.objects.filter(pk=source_id).first()
+
+
+def source_get_for_id_cached(source_id: str) -> EventSource | None:
+    """source_get_for_id for a hot path (the webhook bridge), cached as write keys are."""
+    return source_get_for_write_key(f"id:{source_id}", lookup=lambda: source_get_for_id(source_id))
 
 
 def source_cache_clear(write_key: str | None = None) -> None:
     if write_key is None:
         _by_write_key.clear()
+        _generation["checked_at"] = 0.0
     else:
         _by_write_key.pop(write_key, None)
+        # Entries cached by id hold the same source: drop them too.
+        for key in [k for k, (_, s) in _by_write_key.items() if s and s.write_key == write_key]:
+            _by_write_key.pop(key, None)
 
 
 def source_list() -> list[EventSource]:

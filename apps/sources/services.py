@@ -1,11 +1,18 @@
 """Writes on event sources."""
 
+import logging
+from typing import Any
+
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
 from apps.sources import selectors
-from apps.sources.bridges import INTERNAL
+from apps.sources.bridges import INTERNAL, bridge_config_errors
 from apps.sources.models import EventSource, generate_write_key
+from cdp.errors import DomainError
+
+logger = logging.getLogger(__name__)
 
 
 def source_create(
@@ -39,14 +46,14 @@ def source_rotate_write_key(*, source: EventSource) -> EventSource:
     source.write_key = generate_write_key()
     source.write_key_rotated_at = timezone.now()
     source.save(update_fields=["write_key", "write_key_rotated_at", "updated_at"])
-    transaction.on_commit(lambda: selectors.source_cache_clear(old_key))
+    transaction.on_commit(lambda: source_cache_changed(write_keys=[old_key]))
     return source
 
 
 def source_set_enabled(*, source: EventSource, enabled: bool) -> EventSource:
     source.enabled = enabled
     source.save(update_fields=["enabled", "updated_at"])
-    transaction.on_commit(lambda: selectors.source_cache_clear(source.write_key))
+    transaction.on_commit(lambda: source_cache_changed(write_keys=[source.write_key]))
     return source
 
 
@@ -57,6 +64,42 @@ def source_set_with_profiles(*, source: EventSource, with_profiles: bool) -> Eve
     source.save(update_fields=["with_profiles", "updated_at"])
     transaction.on_commit(lambda: selectors.source_cache_clear(source.write_key))
     return source
+
+
+def source_set_bridge(
+    *,
+    source: EventSource,
+    bridge: str,
+    config: dict[str, Any] | None = None,
+    secret: str | None = None,
+) -> EventSource:
+    """Point the source at a bridge with its settings. secret: None keeps the stored one, ""
+    removes it; it is stored encrypted and never read back by the admin or the API."""
+    errors = bridge_config_errors(bridge, config if config is not None else {})
+    if errors:
+        raise DomainError(f"Bridge settings: {'; '.join(errors)}", field="config")
+    source.bridge = bridge
+    source.bridge_config = config or {}
+    fields = ["bridge", "bridge_config", "updated_at"]
+    if secret is not None:
+        source.bridge_secret = secret
+        fields.append("bridge_secret")
+    source.save(update_fields=fields)
+    return source
+
+
+def source_cache_changed(*, write_keys: list[str] | None = None) -> None:
+    """A source changed (saved, deleted, its key rotated): drop it from this process's cache
+    now and tell the other processes (they check every CDP_SOURCE_CACHE_CHECK_SECONDS)."""
+    if write_keys is None:
+        selectors.source_cache_clear()
+    for key in write_keys or []:
+        selectors.source_cache_clear(key)
+    try:
+        if not cache.add(selectors.GENERATION_KEY, 1, timeout=None):
+            cache.incr(selectors.GENERATION_KEY)
+    except Exception:  # the cache is down: the other processes' entries expire on their TTL
+        logger.warning("Shared cache unavailable; other processes see the change on expiry")
 
 
 INTERNAL_SOURCE_NAME = "Internal events"

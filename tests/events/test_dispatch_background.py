@@ -272,10 +272,12 @@ def test_a_tracking_request_does_not_query_the_source(
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_postgres_stores_in_one_pipeline_committed_before_the_answer(
-    source: Any, background: list[list[int]], monkeypatch: Any
+    source: Any, background: list[list[int]], monkeypatch: Any, settings: Any
 ) -> None:
-    """Outside a transaction the timeouts and the insert go in one pipeline, one implicit
-    transaction: committed when the request answers, and the timeouts don't outlive it."""
+    """Outside a transaction a batch larger than group commit takes (here: over 1 event)
+    sends the timeouts and the insert in one pipeline, one implicit transaction: committed
+    when the request answers, and the timeouts don't outlive it."""
+    settings.CDP_INGEST_GROUP_MAX_EVENTS = 1
     import psycopg
     from django.test import Client
 

@@ -83,14 +83,14 @@ def test_the_rest_bridge_is_registered_and_offered_as_a_choice():
 
 def test_a_plugged_in_bridge_becomes_a_valid_choice(db, monkeypatch):
     monkeypatch.setattr(bridges, "_REGISTRY", dict(bridges._REGISTRY))
-    webhook = bridges.bridge_register(
-        bridges.Bridge(key="webhook", name="Webhook", description="Events pushed by a webhook.")
+    kafka = bridges.bridge_register(
+        bridges.Bridge(key="kafka", name="Kafka", description="Events read from a Kafka topic.")
     )
-    source = services.source_create(name="Hooks")
-    source.bridge = webhook.key
+    source = services.source_create(name="Topic")
+    source.bridge = kafka.key
 
     source.full_clean()  # accepted
-    assert ("webhook", "Webhook") in EventSource._meta.get_field("bridge").choices
+    assert ("kafka", "Kafka") in EventSource._meta.get_field("bridge").choices
     source.bridge = "carrier-pigeon"
     with pytest.raises(ValidationError, match="bridge"):
         source.full_clean()

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('sources', '0002_alter_eventsource_options'),
+        ('sources', '0003_bridge_config'),
     ]
 
     operations = [
