@@ -11,14 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # Accounts (API tokens) are the ground floor: every app may authenticate with them.
-# Consents sit beside the ingest path, below events: events may import consents, consents
-# imports only sources.
+# Consents sit just above profiles: they plug into ingest through the events app's gates.
 FLOORS: tuple[str, ...] = (
     "accounts",
     "sources",
-    "consents",
     "events",
     "profiles",
+    "consents",
     "segments",
     "workflows",
     "pipeline",

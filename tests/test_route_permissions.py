@@ -121,6 +121,15 @@ ROUTES: dict[str, dict[str, Any] | str] = {
     "run-list": {"GET": perms("workflows.view_workflowrun")},
     "run-detail": {"GET": perms("workflows.view_workflowrun")},
     "action-list": {"GET": perms("workflows.view_workflow")},
+    # Privacy requests: an export's archive holds all of a person's data, hence its own permission.
+    "privacy-request-list": {
+        "GET": perms("consents.view_privacyrequest"),
+        "POST": perms("consents.add_privacyrequest"),
+    },
+    "privacy-request-detail": {"GET": perms("consents.view_privacyrequest")},
+    "privacy-request-download": {
+        "GET": perms("consents.view_privacyrequest", "consents.download_privacy_export")
+    },
     # The insights API: running a query needs the saved insights' view permission (apps/insights
     # apis.py); the people behind a funnel step or a retention cell need profiles' too.
     "insights-trends": {"POST": perms("insights.view_savedinsight")},

@@ -8,3 +8,8 @@ from django.apps import AppConfig
 class ConsentsConfig(AppConfig):
     name = "apps.consents"
     verbose_name = "Consents and privacy"
+
+    def ready(self) -> None:
+        from apps.consents.privacy.setup import privacy_ready
+
+        privacy_ready()
