@@ -111,6 +111,9 @@ class PrivacyRequestAdmin(admin.ModelAdmin):
             return
         # Stored by the service in the form's clean().
 
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        return None  # no related objects: the service stored everything
+
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Viewing a request uses the change page read-only; nothing on it can be edited.
         return False
