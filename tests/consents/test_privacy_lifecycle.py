@@ -217,3 +217,50 @@ def test_a_real_worker_runs_a_suppress_and_delete(tracker: Any, celery_worker: A
     assert not Event.objects.filter(distinct_id="ann-42").exists()
     body = tracker.post({"event_name": "page_view", "distinct_id": "ann-42"}).json()
     assert body["warnings"][0]["code"] == "suppressed"
+
+
+def _gate(distinct_id: str, source: Any) -> list[str]:
+    from apps.consents.privacy.suppression import suppression_gate
+    from apps.events.incoming import IncomingEvent
+
+    now = timezone.now()
+    event = IncomingEvent(
+        source_id=str(source.pk),
+        message_id=uuid.uuid4().hex,
+        event_name="page_view",
+        distinct_id=distinct_id,
+        timestamp=now,
+        received_at=now,
+    )
+    outcome = suppression_gate(source=source, events=[event])
+    return [d.reason for d in outcome.dropped]
+
+
+def test_the_gate_reads_no_table_while_nothing_changed_and_sees_every_change(
+    source: Any, django_capture_on_commit_callbacks: Any, django_assert_num_queries: Any
+) -> None:
+    assert _gate("ann-42", source) == []  # the first batch reads the tombstones (none)
+    with django_assert_num_queries(0):
+        assert _gate("ann-42", source) == []
+    _create("suppress", "ann-42", django_capture_on_commit_callbacks)
+    assert _gate("ann-42", source) == ["suppressed"]  # the change's token: read again
+    with django_assert_num_queries(0):
+        assert _gate("ann-42", source) == ["suppressed"]
+        assert _gate("bob-7", source) == []
+    _create("unsuppress", "ann-42", django_capture_on_commit_callbacks)
+    assert _gate("ann-42", source) == []
+
+
+def test_without_a_cache_the_gate_asks_the_database(
+    source: Any, django_capture_on_commit_callbacks: Any, monkeypatch: Any
+) -> None:
+    from apps.consents.privacy import suppression
+
+    _create("suppress", "ann-42", django_capture_on_commit_callbacks)
+
+    def down(*args: Any, **kwargs: Any) -> Any:
+        raise ConnectionError("cache down")
+
+    monkeypatch.setattr(suppression.cache, "get", down)
+    assert _gate("ann-42", source) == ["suppressed"]
+    assert _gate("bob-7", source) == []
