@@ -290,7 +290,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_arguments(parser)
     args = parser.parse_args()
-    django_setup()
+    from cryptography.fernet import Fernet
+
+    # The suppression key is stored encrypted: a throw-away key unless one is configured (so
+    # that DEBUG=1 writes none into the checkout's .env).
+    django_setup(CDP_ENCRYPTION_KEYS=Fernet.generate_key().decode())
     with throwaway_database("bench_privacy"):
         result = run(args)
     print(report(result))

@@ -293,3 +293,18 @@ def test_a_suppression_of_an_id_never_seen_is_allowed(
     body = _post_batch(send, [send.event("future-1", 1)])
     assert body["accepted"] == 0
     assert not Event.objects.exists()
+
+
+def test_the_list_shows_requests_newest_first(
+    send: Sender, api_client: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    send.track("ann-42")
+    capture = django_capture_on_commit_callbacks
+    first = _done(api_client, capture, kind="export", distinct_id="ann-42")
+    second = _done(api_client, capture, kind="suppress", distinct_id="ann-42")
+    third = _done(api_client, capture, kind="delete", distinct_id="ann-42")
+    body = api_client.get(URL).json()
+    assert [r["id"] for r in body["results"]] == [third["id"], second["id"], first["id"]]
+    assert [r["requested_by"] for r in body["results"]] == ["root"] * 3
+    # Once the person is deleted, no request names them any more.
+    assert {r["distinct_id"] for r in body["results"]} == {""}
