@@ -187,6 +187,9 @@ def test_the_admin_makes_requests_refuses_bad_ones_and_guards_downloads(
     assert made.status_code == 302, made.content.decode()[:2000]
     request = PrivacyRequest.objects.get()
     assert (request.status, request.requested_by_id) == ("done", officer.pk)
+    listing = client.get("/admin/consents/privacyrequest/")
+    assert listing.status_code == 200
+    assert "100%" in listing.content.decode()
     page = client.get(f"/admin/consents/privacyrequest/{request.pk}/change/")
     assert page.status_code == 200
     assert "Download" in page.content.decode()

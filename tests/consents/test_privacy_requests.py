@@ -293,6 +293,15 @@ def test_a_suppression_of_an_id_never_seen_is_allowed(
     body = _post_batch(send, [send.event("future-1", 1)])
     assert body["accepted"] == 0
     assert not Event.objects.exists()
+    # People and group operations, which apply at once, write nothing for it either.
+    people = send.people("future-1", set={"email": "f@example.com"})
+    assert people["dropped"] is True
+    assert people["warnings"][0]["code"] == "suppressed"
+    group = send.group("future-1", "company", "acme")
+    assert group["warnings"][0]["code"] == "suppressed"
+    assert not Identity.objects.filter(distinct_id="future-1").exists()
+    assert not Profile.objects.exists()
+    assert send.people("someone-else", set={"plan": "pro"})["profile_id"] is not None
 
 
 def test_the_list_shows_requests_newest_first(

@@ -29,6 +29,10 @@ GATE_NAME = "suppression"
 # Before consent enforcement and compliance rules: a suppressed person's events go no further.
 GATE_ORDER = 10
 DROP_REASON = "suppressed"
+SUPPRESSED_MESSAGE = (
+    "This person asked not to be tracked (a privacy request): nothing was stored. Stop "
+    "sending data for this id."
+)
 # The other ids an identity event carries (identify's anonymous id, alias's new id).
 _LINKED_ID_PROPERTIES = ("$anonymous_id", "alias")
 # Every process keeps the set of tombstones, checked against a version token in the cache (one
@@ -149,6 +153,21 @@ def is_suppressed(distinct_id: str) -> bool:
     return Suppression.objects.filter(digest=digest(distinct_id)).exists()
 
 
+def suppression_operation_gate(
+    *, source: EventSource, distinct_ids: list[str]
+) -> tuple[str, str] | None:
+    """The operation gate: people and group operations on a suppressed id write nothing."""
+    known = suppressed_digests()
+    if known is not None and not known:
+        return None
+    digests = {digest(i) for i in distinct_ids}
+    if known is not None:
+        hit = bool(digests & known)
+    else:
+        hit = Suppression.objects.filter(digest__in=digests).exists()
+    return (DROP_REASON, SUPPRESSED_MESSAGE) if hit else None
+
+
 def _ids_of(event: IncomingEvent) -> Iterator[str]:
     yield event.distinct_id
     properties = event.properties if isinstance(event.properties, dict) else {}
@@ -179,12 +198,7 @@ def suppression_gate(*, source: EventSource, events: list[IncomingEvent]) -> Gat
     for event, digests in by_event:
         if suppressed.intersection(digests):
             outcome.dropped.append(
-                Dropped(
-                    event=event,
-                    reason=DROP_REASON,
-                    message="This person asked not to be tracked (a privacy request): the "
-                    "event was not stored. Stop sending events for this id.",
-                )
+                Dropped(event=event, reason=DROP_REASON, message=SUPPRESSED_MESSAGE)
             )
         else:
             outcome.kept.append(event)
