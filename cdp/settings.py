@@ -265,6 +265,14 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "cdp.openapi.add_tracking_endpoints",
     ],
+    # Choice sets whose field names (kind, status) other components use too: each named, the
+    # older ones keeping the names they had.
+    "ENUM_NAME_OVERRIDES": {
+        "KindEnum": "apps.segments.models.SegmentKind",
+        "StatusEnum": "apps.workflows.models.RunStatus",
+        "PrivacyRequestKindEnum": "apps.consents.models.privacy.PrivacyRequestKind",
+        "PrivacyRequestStatusEnum": "apps.consents.models.privacy.PrivacyRequestStatus",
+    },
 }
 
 # --- CORS of the management API (/api/v1/*, /api/schema/) ------------------------------------
