@@ -18,6 +18,8 @@ QUEUES: dict[str, str] = {
     "apps.events.tasks.process_ephemeral_events": "processing",
     "apps.segments.tasks.*": "segments",
     "apps.workflows.tasks.*": "workflows",
+    # Long erases and exports: their own queue, so they never hold up event processing.
+    "apps.consents.privacy.tasks.*": "privacy",
 }
 
 

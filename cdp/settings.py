@@ -228,6 +228,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "apps.consents.tasks.revoke_expired_consents",
         "schedule": env.float("CDP_CONSENT_EXPIRY_INTERVAL", default=300.0),
     },
+    # Expired privacy exports deleted; privacy requests whose worker was lost run again.
+    "privacy-housekeeping": {
+        "task": "apps.consents.privacy.tasks.privacy_housekeeping",
+        "schedule": env.float("CDP_PRIVACY_HOUSEKEEPING_INTERVAL", default=600.0),
+    },
 }
 
 # --- Auth, i18n, static -----------------------------------------------------------------------
@@ -281,6 +286,14 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "cdp.openapi.add_tracking_endpoints",
     ],
+    # Choice sets whose field names (kind, status) other components use too: each named, the
+    # older ones keeping the names they had.
+    "ENUM_NAME_OVERRIDES": {
+        "KindEnum": "apps.segments.models.SegmentKind",
+        "StatusEnum": "apps.workflows.models.RunStatus",
+        "PrivacyRequestKindEnum": "apps.consents.models.privacy.PrivacyRequestKind",
+        "PrivacyRequestStatusEnum": "apps.consents.models.privacy.PrivacyRequestStatus",
+    },
 }
 
 # --- CORS of the management API (/api/v1/*, /api/schema/) ------------------------------------
@@ -377,6 +390,11 @@ CDP_WORKFLOW_DISPATCH_CHUNK = env.int("CDP_WORKFLOW_DISPATCH_CHUNK", default=100
 # longest legitimate run_rules task: a batch of CDP_WORKFLOW_DISPATCH_CHUNK runs shares one
 # claim, and each node attempt is bounded by its timeout (docs/workflows.md).
 CDP_WORKFLOW_RUN_LEASE_SECONDS = env.int("CDP_WORKFLOW_RUN_LEASE_SECONDS", default=900)
+# Privacy requests: rows deleted per transaction by an erase (short batches: no long locks),
+# days an export archive is kept, and the silence after which a running request is resumed.
+CDP_PRIVACY_DELETE_BATCH = env.int("CDP_PRIVACY_DELETE_BATCH", default=5000)
+CDP_PRIVACY_EXPORT_DAYS = env.int("CDP_PRIVACY_EXPORT_DAYS", default=7)
+CDP_PRIVACY_STALLED_SECONDS = env.int("CDP_PRIVACY_STALLED_SECONDS", default=900)
 
 LOGGING = {
     "version": 1,

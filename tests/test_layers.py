@@ -84,6 +84,14 @@ def test_consents_sit_above_profiles_and_below_segments() -> None:
     )
 
 
+def test_consents_sit_just_above_profiles() -> None:
+    assert check_source("from apps.consents import services\n", module="apps.events.storage")
+    assert check_source("from apps.consents import services\n", module="apps.profiles.views")
+    assert check_source("from apps.events import services\n", module="apps.consents.services") == []
+    assert check_source("from apps.profiles import models\n", module="apps.consents.models") == []
+    assert check_source("from apps.segments import models\n", module="apps.consents.privacy")
+
+
 def test_no_app_imports_the_project_urls() -> None:
     [violation] = check_source("from cdp.urls import urlpatterns\n", module="apps.sources.views")
     assert violation.imported.startswith("cdp.urls")

@@ -158,6 +158,15 @@ ROUTES: dict[str, dict[str, Any] | str] = {
     "workflow-filter-text": {"POST": perms("workflows.view_workflow")},
     "workflow-paths": {"GET": perms("workflows.view_workflow", "events.view_event")},
     "workflow-diff": {"GET": perms("workflows.view_workflow")},
+    # Privacy requests: an export's archive holds all of a person's data, hence its own permission.
+    "privacy-request-list": {
+        "GET": perms("consents.view_privacyrequest"),
+        "POST": perms("consents.add_privacyrequest"),
+    },
+    "privacy-request-detail": {"GET": perms("consents.view_privacyrequest")},
+    "privacy-request-download": {
+        "GET": perms("consents.view_privacyrequest", "consents.download_privacy_export")
+    },
     # The insights API: running a query needs the saved insights' view permission (apps/insights
     # apis.py); the people behind a funnel step or a retention cell need profiles' too.
     "insights-trends": {"POST": perms("insights.view_savedinsight")},

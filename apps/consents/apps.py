@@ -50,6 +50,10 @@ class ConsentsConfig(AppConfig):
         checks.register(check_gates_registered)
         _watch_rule_changes()
 
+        from apps.consents.privacy.setup import privacy_ready
+
+        privacy_ready()
+
 
 def _watch_rule_changes() -> None:
     """Compiled compliance rules are kept per process; a saved or deleted rule or consent type

@@ -96,3 +96,33 @@ def event_reserialize(
             event.context, event.context_json, _ = serialize_object(event.context, "context")
     except Rejection as exc:  # a gate only removes or replaces values: a bug, said clearly
         raise RuntimeError(f"An ingest gate left an event that cannot be stored: {exc}") from exc
+
+
+# --- people and group operations -------------------------------------------------------------
+# `/api/people` and `/api/groups` apply at once, outside the event pipeline: an upper app that
+# refuses a person altogether (suppression after a privacy request) registers an operation gate
+# too, asked with the ids an operation would write to before anything is written.
+
+
+class OperationGate(Protocol):
+    """Returns (reason code, message) to refuse an operation on these ids, or None."""
+
+    def __call__(
+        self, *, source: EventSource, distinct_ids: list[str]
+    ) -> tuple[str, str] | None: ...
+
+
+_operation_gates: dict[str, OperationGate] = {}
+
+
+def register_operation_gate(name: str, gate: OperationGate) -> None:
+    _operation_gates[name] = gate
+
+
+def operation_refused(*, source: EventSource, distinct_ids: list[str]) -> tuple[str, str] | None:
+    """The first refusal of a registered operation gate, or None."""
+    for gate in _operation_gates.values():
+        refused = gate(source=source, distinct_ids=distinct_ids)
+        if refused is not None:
+            return refused
+    return None

@@ -9,6 +9,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 
 from apps.events import services as event_services
+from apps.events.hooks import operation_refused
 from apps.events.incoming import (
     Rejection,
     clean_distinct_id,
@@ -66,6 +67,18 @@ def _operations(payload: dict[str, Any], allowed: tuple[str, ...]) -> dict[str, 
     return ops
 
 
+def _refused(source: EventSource, distinct_id: str) -> HttpResponse | None:
+    """200 with a warning, nothing written, when a gate refuses the person (suppressed): as
+    a dropped event is answered, so that an SDK does not retry."""
+    refused = operation_refused(source=source, distinct_ids=[distinct_id])
+    if refused is None:
+        return None
+    code, message = refused
+    return json_response(
+        {"profile_id": None, "dropped": True, "warnings": [{"code": code, "warning": message}]}
+    )
+
+
 def _clean(fn: Any, *args: Any, **kwargs: Any) -> Any:
     try:
         return fn(*args, **kwargs)
@@ -92,6 +105,8 @@ def people(
     if delete:
         ops["delete"] = True
     check_rate(source, 1)
+    if (refusal := _refused(source, distinct_id)) is not None:
+        return refusal
     result = services.people_apply(distinct_id=distinct_id, ops=ops, at=at)
     return json_response(
         {
@@ -132,6 +147,8 @@ def groups(
         raise DomainError("must be set, add or remove", field="action")
     group_key, group_id = _group_ref(payload)
     check_rate(source, 1)
+    if (refusal := _refused(source, distinct_id)) is not None:
+        return refusal
     profile = services.group_membership_set(
         distinct_id=distinct_id, action=action, group_key=group_key, group_id=group_id
     )

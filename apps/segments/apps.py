@@ -22,3 +22,8 @@ class SegmentsConfig(AppConfig):
         profile_hooks.register_profiles_changed(services.segments_reevaluate_later)
         profile_hooks.register_group_changed(services.segments_group_changed_later)
         profile_hooks.register_profile_segments(selectors.profile_segments)
+        # Privacy requests export and erase a person's memberships through this.
+        from apps.consents.privacy.hooks import register_person_data
+        from apps.segments.person_data import HANDLER
+
+        register_person_data(HANDLER)

@@ -8,6 +8,14 @@ from apps.consents.models.consents import (
     ConsentType,
     ProfileConsent,
 )
+from apps.consents.models.privacy import (
+    PrivacyExport,
+    PrivacyRequest,
+    PrivacyRequestKind,
+    PrivacyRequestStatus,
+    Suppression,
+    SuppressionKey,
+)
 
 __all__ = [
     "ComplianceAction",
@@ -16,5 +24,11 @@ __all__ = [
     "ConsentChannel",
     "ConsentDefault",
     "ConsentType",
+    "PrivacyExport",
+    "PrivacyRequest",
+    "PrivacyRequestKind",
+    "PrivacyRequestStatus",
     "ProfileConsent",
+    "Suppression",
+    "SuppressionKey",
 ]
