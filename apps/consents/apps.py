@@ -53,6 +53,11 @@ class ConsentsConfig(AppConfig):
         from apps.consents.privacy.setup import privacy_ready
 
         privacy_ready()
+        # A person's consents and their history are exported and erased like any person data.
+        from apps.consents.person_data import HANDLER
+        from apps.consents.privacy.hooks import register_person_data
+
+        register_person_data(HANDLER)
 
 
 def _watch_rule_changes() -> None:
