@@ -15,7 +15,7 @@ from typing import Any
 from django.db import connection
 from django.db.models import Count
 
-from apps.events.models import Event
+from apps.events.models import Event, Session
 from apps.profiles.models import Identity, Profile
 
 WINDOWS = (7, 30, 90)
@@ -28,6 +28,7 @@ FETCH_CHUNK = 5000
 _EVENT = Event._meta.db_table
 _IDENTITY = Identity._meta.db_table
 _PROFILE = Profile._meta.db_table
+_SESSION = Session._meta.db_table
 
 
 @dataclass
@@ -132,33 +133,53 @@ def _number(traits: Any, key: str) -> float | None:
     return None
 
 
-def _aggregate_sql(spec: FeatureSpec, as_of: datetime) -> tuple[str, list[Any]]:
-    """One pass over the lookback window's events, grouped by profile (through the identity
-    table, so merged ids count for their survivor)."""
-    selects: list[str] = []
+def _feature_sql(spec: FeatureSpec, as_of: datetime, seen_before: bool) -> tuple[str, list[Any]]:
+    """One statement, in steps that each run once (materialized on PostgreSQL, whatever the
+    planner guesses of fresh tables): the lookback window's events counted per (distinct_id,
+    event name, window), a pass over the events that evaluates only a few conditions per row;
+    those counts (far fewer rows) pivoted per profile through the identity table, so merged
+    ids count for their survivor; the sessions started in the window; every unmerged profile
+    (seen before `as_of` for a training cutoff) with its traits."""
+    mat = "MATERIALIZED " if connection.vendor == "postgresql" else ""
+    start = _at(as_of - timedelta(days=LOOKBACK_DAYS))
+    end = _at(as_of)
+    windows = [w for w in spec.windows if w < LOOKBACK_DAYS]
     params: list[Any] = []
+    per_name = [f"SUM(CASE WHEN e.timestamp >= %s THEN 1 ELSE 0 END) AS c{w}" for w in windows]
+    params += [_at(as_of - timedelta(days=w)) for w in windows]
+    per_name += [f"COUNT(*) AS c{LOOKBACK_DAYS}", "MAX(e.timestamp) AS last_at"]
+    params += [start, end, PLATFORM_CATEGORY]
+    pivot: list[str] = []
     for event in spec.events:
         for days in spec.windows:
-            selects.append(
-                "SUM(CASE WHEN e.event_name = %s AND e.timestamp >= %s THEN 1 ELSE 0 END)"
-            )
-            params += [event, _at(as_of - timedelta(days=days))]
-    for days in spec.windows:
-        selects.append("SUM(CASE WHEN e.timestamp >= %s THEN 1 ELSE 0 END)")
-        params.append(_at(as_of - timedelta(days=days)))
+            pivot.append(f"SUM(CASE WHEN n.event_name = %s THEN n.c{days} ELSE 0 END)")
+            params.append(event)
+    pivot += [f"SUM(n.c{days})" for days in spec.windows]
     if connection.vendor == "postgresql":
-        selects.append("EXTRACT(EPOCH FROM (%s - MAX(e.timestamp))) / 86400.0")
+        pivot.append("EXTRACT(EPOCH FROM (%s - MAX(n.last_at))) / 86400.0")
     else:
-        selects.append("julianday(%s) - julianday(MAX(e.timestamp))")
-    params.append(_at(as_of))
-    selects.append("COUNT(DISTINCT e.session_id)")
+        pivot.append("julianday(%s) - julianday(MAX(n.last_at))")
+    params += [end, start, end]
+    traits = "p.traits" if spec.numeric_traits or spec.categorical_traits else "NULL"
+    where = "p.merged_into_id IS NULL"
+    if seen_before:
+        where += " AND p.first_seen < %s"
+        params.append(end)
+    # Table names are constants, every value a parameter.
     sql = (
-        f"SELECT i.profile_id, {', '.join(selects)} "  # noqa: S608 - constants and parameters
-        f"FROM {_EVENT} e JOIN {_IDENTITY} i ON i.distinct_id = e.distinct_id "
+        f"WITH n AS {mat}("  # noqa: S608
+        f"SELECT e.distinct_id, e.event_name, {', '.join(per_name)} FROM {_EVENT} e "
         "WHERE e.timestamp >= %s AND e.timestamp < %s AND e.category <> %s "
-        "GROUP BY i.profile_id"
+        "GROUP BY e.distinct_id, e.event_name), "
+        f"a AS {mat}(SELECT i.profile_id, {', '.join(pivot)} FROM n "
+        f"JOIN {_IDENTITY} i ON i.distinct_id = n.distinct_id GROUP BY i.profile_id), "
+        f"s AS {mat}(SELECT i.profile_id, COUNT(*) AS sessions FROM {_SESSION} se "
+        f"JOIN {_IDENTITY} i ON i.distinct_id = se.distinct_id "
+        "WHERE se.started_at >= %s AND se.started_at < %s GROUP BY i.profile_id) "
+        f"SELECT p.id, {traits}, s.sessions, a.* FROM {_PROFILE} p "
+        "LEFT JOIN a ON a.profile_id = p.id LEFT JOIN s ON s.profile_id = p.id "
+        f"WHERE {where} ORDER BY p.id"
     )
-    params += [_at(as_of - timedelta(days=LOOKBACK_DAYS)), _at(as_of), PLATFORM_CATEGORY]
     return sql, params
 
 
@@ -168,41 +189,30 @@ def feature_rows(
     """(profile id, feature values in `spec.columns()` order) for every unmerged profile
     (seen before `as_of` when `seen_before`: a training cutoff), streamed in chunks. Counts
     enter as log(1 + n), since a few heavy users would otherwise dwarf everyone."""
-    aggregate, params = _aggregate_sql(spec, as_of)
-    traits = "p.traits" if spec.numeric_traits or spec.categorical_traits else "NULL"
-    where = "p.merged_into_id IS NULL"
-    if seen_before:
-        where += " AND p.first_seen < %s"
-    # The aggregate runs once (materialized), whatever the planner guesses of fresh tables:
-    # a nested loop that re-aggregates the events per profile would be quadratic.
-    materialized = "MATERIALIZED " if connection.vendor == "postgresql" else ""
-    sql = (
-        f"WITH a AS {materialized}({aggregate}) "  # noqa: S608 - constants
-        f"SELECT p.id, {traits}, a.* FROM {_PROFILE} p "
-        f"LEFT JOIN a ON a.profile_id = p.id WHERE {where} ORDER BY p.id"
-    )
-    all_params = [*params, *([_at(as_of)] if seen_before else [])]
+    sql, params = _feature_sql(spec, as_of, seen_before)
     n_counts = len(spec.events) * len(spec.windows) + len(spec.windows)
     with connection.cursor() as cursor:
-        cursor.execute(sql, all_params)
+        cursor.execute(sql, params)
         while True:
             chunk = cursor.fetchmany(FETCH_CHUNK)
             if not chunk:
                 return
             for row in chunk:
-                profile_id, raw_traits, agg = row[0], row[1], row[3:]
+                profile_id, raw_traits, sessions, agg = row[0], row[1], row[2], row[4:]
                 if isinstance(raw_traits, str):  # JSON text (Django's psycopg loads it so too)
                     raw_traits = json.loads(raw_traits)
-                yield profile_id, _values(spec, raw_traits, agg, n_counts)
+                yield profile_id, _values(spec, raw_traits, agg, n_counts, sessions)
 
 
-def _values(spec: FeatureSpec, traits: Any, agg: Sequence[Any], n_counts: int) -> list[float]:
+def _values(
+    spec: FeatureSpec, traits: Any, agg: Sequence[Any], n_counts: int, sessions: Any
+) -> list[float]:
     if agg[0] is None:  # no event in the lookback window
-        values = [0.0] * n_counts + [float(LOOKBACK_DAYS + 1), 0.0]
+        values = [0.0] * n_counts + [float(LOOKBACK_DAYS + 1)]
     else:
         values = [math.log1p(float(n or 0)) for n in agg[:n_counts]]
         values.append(min(float(agg[n_counts]), float(LOOKBACK_DAYS + 1)))
-        values.append(math.log1p(float(agg[n_counts + 1] or 0)))
+    values.append(math.log1p(float(sessions or 0)))
     for key in spec.numeric_traits:
         number = _number(traits, key)
         values += [0.0, 1.0] if number is None else [number, 0.0]
