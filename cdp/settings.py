@@ -265,6 +265,11 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "cdp.openapi.add_tracking_endpoints",
     ],
+    # Two `status` fields with different choices: each enum keeps a stable name.
+    "ENUM_NAME_OVERRIDES": {
+        "StatusEnum": "apps.workflows.models.RunStatus",
+        "ScoreVersionStatusEnum": "apps.segments.scoring.models.VersionStatus",
+    },
 }
 
 # --- CORS of the management API (/api/v1/*, /api/schema/) ------------------------------------

@@ -29,7 +29,7 @@ def _trait_keys() -> serializers.ListField:
     )
 
 
-class VersionSerializer(serializers.ModelSerializer):
+class ScoreVersionSerializer(serializers.ModelSerializer):
     class Meta:
         model = ScoreModelVersion
         fields = [
@@ -47,7 +47,7 @@ class VersionSerializer(serializers.ModelSerializer):
         ]
 
 
-class VersionSummarySerializer(serializers.ModelSerializer):
+class ScoreVersionSummarySerializer(serializers.ModelSerializer):
     auc = serializers.FloatField(read_only=True, allow_null=True)
 
     class Meta:
@@ -56,7 +56,7 @@ class VersionSummarySerializer(serializers.ModelSerializer):
 
 
 class ScoreSerializer(serializers.ModelSerializer):
-    active_version = VersionSummarySerializer(read_only=True, allow_null=True)
+    active_version = ScoreVersionSummarySerializer(read_only=True, allow_null=True)
     path = serializers.SerializerMethodField(help_text="How filters read it: scores.<name>")
 
     class Meta:
@@ -149,7 +149,7 @@ class ScoreViewSet(AuditMixin, viewsets.GenericViewSet):
         services.score_definition_delete(definition=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(request=None, responses={202: VersionSerializer})
+    @extend_schema(request=None, responses={202: ScoreVersionSerializer})
     @requires("segments.view_scoredefinition", "segments.train_scoredefinition")
     @action(detail=True, methods=["post"])
     def train(self, request: Request, name: str | None = None) -> Response:
@@ -157,12 +157,12 @@ class ScoreViewSet(AuditMixin, viewsets.GenericViewSet):
         target nobody performs) is refused here, before anything is recorded."""
         version = services.score_train_request(definition=self.get_object())
         version.refresh_from_db()
-        return Response(VersionSerializer(version).data, status=status.HTTP_202_ACCEPTED)
+        return Response(ScoreVersionSerializer(version).data, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(responses={200: VersionSerializer(many=True)})
+    @extend_schema(responses={200: ScoreVersionSerializer(many=True)})
     @requires("segments.view_scoredefinition", "segments.view_scoremodelversion")
     @action(detail=True, methods=["get"])
     def versions(self, request: Request, name: str | None = None) -> Any:
         """The model versions, newest first, with their holdout metrics and status."""
         page = self.paginate_queryset(selectors.score_version_list(self.get_object()))
-        return self.get_paginated_response(VersionSerializer(page, many=True).data)
+        return self.get_paginated_response(ScoreVersionSerializer(page, many=True).data)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Count
 
 from apps.events.models import Event, Session
@@ -191,7 +191,12 @@ def feature_rows(
     enter as log(1 + n), since a few heavy users would otherwise dwarf everyone."""
     sql, params = _feature_sql(spec, as_of, seen_before)
     n_counts = len(spec.events) * len(spec.windows) + len(spec.windows)
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # For this transaction only: no JIT compilation of the many aggregate expressions
+            # (it costs more than it saves here), and memory for the grouping to stay in RAM.
+            cursor.execute("SET LOCAL jit = off")
+            cursor.execute("SET LOCAL work_mem = '64MB'")
         cursor.execute(sql, params)
         while True:
             chunk = cursor.fetchmany(FETCH_CHUNK)

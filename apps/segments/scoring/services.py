@@ -22,7 +22,7 @@ from apps.segments.scoring.models import (
     VersionStatus,
 )
 from cdp.errors import DomainError
-from cdp.tasks import enqueue, enqueue_on_commit
+from cdp.tasks import TRANSIENT_DB_ERRORS, enqueue, enqueue_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -279,6 +279,12 @@ def score_train(*, version: ScoreModelVersion) -> ScoreModelVersion:
     except DomainError as exc:
         _finish(version, VersionStatus.FAILED, exc.message)
         return version
+    except TRANSIENT_DB_ERRORS:
+        raise  # the task retries; the version stays "training" until then
+    except Exception as exc:
+        # A bug or a library error: recorded on the version for the admin, then raised.
+        _finish(version, VersionStatus.FAILED, f"The training failed: {exc!r}")
+        raise
     if version.status == VersionStatus.ACTIVE:
         score_apply(definition=ScoreDefinition.objects.get(pk=definition.pk))
     return result
