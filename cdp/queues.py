@@ -17,6 +17,8 @@ QUEUES: dict[str, str] = {
     "apps.events.tasks.process_events": "processing",
     "apps.events.tasks.process_ephemeral_events": "processing",
     "apps.segments.tasks.*": "segments",
+    # Training and scoring models is CPU-heavy: its own queue, so segments never wait on it.
+    "apps.segments.scoring.tasks.*": "scores",
     "apps.workflows.tasks.*": "workflows",
     # Long erases and exports: their own queue, so they never hold up event processing.
     "apps.consents.privacy.tasks.*": "privacy",

@@ -209,6 +209,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "apps.segments.tasks.recompute_segments",
         "schedule": env.float("CDP_SEGMENT_RECOMPUTE_INTERVAL", default=300.0),
     },
+    # Predictive scores: trainings and scorings that are due (apps/segments/scoring).
+    "run-due-scores": {
+        "task": "apps.segments.scoring.tasks.run_due_scores",
+        "schedule": env.float("CDP_SCORES_INTERVAL", default=3600.0),
+    },
     # Workflow runs left queued (broker down when processing committed) are queued again.
     "redispatch-queued-workflow-runs": {
         "task": "apps.workflows.tasks.redispatch_queued_runs",
@@ -293,6 +298,7 @@ SPECTACULAR_SETTINGS = {
         "StatusEnum": "apps.workflows.models.RunStatus",
         "PrivacyRequestKindEnum": "apps.consents.models.privacy.PrivacyRequestKind",
         "PrivacyRequestStatusEnum": "apps.consents.models.privacy.PrivacyRequestStatus",
+        "ScoreVersionStatusEnum": "apps.segments.scoring.models.VersionStatus",
     },
 }
 

@@ -129,6 +129,21 @@ ROUTES: dict[str, dict[str, Any] | str] = {
         "POST": perms("segments.change_segment"),
         "DELETE": perms("segments.change_segment"),
     },
+    "score-list": {
+        "GET": perms("segments.view_scoredefinition"),
+        "POST": perms("segments.add_scoredefinition"),
+    },
+    "score-detail": {
+        "GET": perms("segments.view_scoredefinition"),
+        "PATCH": perms("segments.change_scoredefinition"),
+        "DELETE": perms("segments.delete_scoredefinition"),
+    },
+    "score-train": {
+        "POST": perms("segments.view_scoredefinition", "segments.train_scoredefinition")
+    },
+    "score-versions": {
+        "GET": perms("segments.view_scoredefinition", "segments.view_scoremodelversion")
+    },
     "rule-list": {"GET": perms("workflows.view_rule"), "POST": perms("workflows.add_rule")},
     "rule-detail": {
         "GET": perms("workflows.view_rule"),

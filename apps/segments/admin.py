@@ -448,3 +448,7 @@ class SegmentMembershipAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+# Predictive scores: their admin lives with them (apps/segments/scoring/admin.py).
+from apps.segments.scoring import admin as scoring_admin  # noqa: E402, F401

@@ -11,6 +11,7 @@ class SegmentsConfig(AppConfig):
         from apps.profiles import hooks as profile_hooks
         from apps.segments import selectors, services, tasks  # noqa: F401  (tasks: registered)
         from apps.segments.filtering import set_segment_membership_resolver
+        from apps.segments.scoring import tasks as scoring_tasks  # noqa: F401
 
         # `in_segment` leaves of the filter language read the stored memberships.
         set_segment_membership_resolver(

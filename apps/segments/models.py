@@ -73,3 +73,24 @@ class SegmentMembership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.profile_id} in {self.segment_id}"
+
+
+# Predictive scores live in their own module (apps/segments/scoring/); Django finds app models here.
+from apps.segments.scoring.models import (  # noqa: E402
+    ModelKind,
+    ProfileScore,
+    ScoreDefinition,
+    ScoreModelVersion,
+    VersionStatus,
+)
+
+__all__ = [
+    "ModelKind",
+    "ProfileScore",
+    "ScoreDefinition",
+    "ScoreModelVersion",
+    "Segment",
+    "SegmentKind",
+    "SegmentMembership",
+    "VersionStatus",
+]

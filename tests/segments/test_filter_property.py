@@ -22,6 +22,7 @@ from apps.segments.filtering import (
     to_text,
 )
 from apps.segments.filtering.text import parse_text
+from apps.segments.models import ProfileScore, ScoreDefinition
 from apps.sources.models import EventSource
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
@@ -93,6 +94,15 @@ profile_rows = st.fixed_dictionaries(
         "identified": st.booleans(),
         "first_seen": maybe_time,
         "last_seen": maybe_time,
+        # Predictive scores as scoring writes them: 0..1 with at most 6 decimals.
+        "scores": st.dictionaries(
+            st.sampled_from(["buy_7d", "churn"]),
+            st.one_of(
+                st.sampled_from([0.0, 1.0, 0.5, 0.7, 0.1, 0.25]),
+                st.integers(0, 1_000_000).map(lambda n: round(n / 1_000_000, 6)),
+            ),
+            max_size=2,
+        ),
     }
 )
 event_rows = st.fixed_dictionaries(
@@ -237,6 +247,28 @@ column_leaf = st.one_of(
     ),
 )
 
+score_bound = st.one_of(st.sampled_from([0, 1, 0.5, 0.7, 0.1, 0.25, -1, 2]), number)
+# `none` has no definition: a score nobody has is missing for every profile.
+SCORE_PATHS = ["scores.buy_7d", "scores.churn", "scores.none"]
+score_leaf = st.one_of(
+    st.builds(
+        lambda p, o, v: {"property": p, "operator": o, "value": v},
+        st.sampled_from(SCORE_PATHS),
+        st.sampled_from(NUMBER_OPS),
+        score_bound,
+    ),
+    st.builds(
+        lambda p, v: {"property": p, "operator": "between", "value": v},
+        st.sampled_from(SCORE_PATHS),
+        _sorted_pair(score_bound),
+    ),
+    st.builds(
+        lambda p, o: {"property": p, "operator": o},
+        st.sampled_from(SCORE_PATHS),
+        st.sampled_from(["is_set", "is_not_set"]),
+    ),
+)
+
 event_column_leaf = st.one_of(
     st.builds(
         lambda v: {"property": "event.name", "operator": "is", "value": v},
@@ -282,10 +314,15 @@ def behaviour(draw: Any) -> dict[str, Any]:
     return node
 
 
-profile_filters = combine(st.one_of(json_leaf(TRAIT_PATHS), column_leaf, behaviour()))
+profile_filters = combine(st.one_of(json_leaf(TRAIT_PATHS), column_leaf, score_leaf, behaviour()))
 event_filters = combine(
     st.one_of(
-        json_leaf(TRAIT_PATHS), json_leaf(EVENT_PATHS), event_column_leaf, column_leaf, behaviour()
+        json_leaf(TRAIT_PATHS),
+        json_leaf(EVENT_PATHS),
+        event_column_leaf,
+        column_leaf,
+        score_leaf,
+        behaviour(),
     )
 )
 
@@ -298,8 +335,18 @@ def build(
 ) -> tuple[list[Profile], list[Event]]:
     source = EventSource.objects.create(name="s")
     made = []
+    definitions = {
+        name: ScoreDefinition.objects.create(name=name, target_event="buy")
+        for name in ("buy_7d", "churn")
+    }
     for row in profiles:
+        row = dict(row)
+        scores = row.pop("scores")
         profile = Profile.objects.create(**row)
+        ProfileScore.objects.bulk_create(
+            ProfileScore(definition=definitions[name], profile=profile, value=value)
+            for name, value in scores.items()
+        )
         Identity.objects.create(distinct_id=f"p{next(_ids)}", profile=profile)
         Identity.objects.create(distinct_id=f"p{next(_ids)}", profile=profile)
         made.append(profile)

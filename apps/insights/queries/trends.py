@@ -37,11 +37,13 @@ from apps.insights.queries.sql import (
 )
 from apps.profiles.models import Group, GroupMembership, GroupType
 from apps.segments.filtering import Filter
-from apps.segments.models import Segment, SegmentMembership
+from apps.segments.models import ProfileScore, ScoreDefinition, Segment, SegmentMembership
 
 MATHS = ("total", "unique_people", "sum", "avg", "min", "max", "median")
 PROPERTY_MATHS = ("sum", "avg", "min", "max", "median")
-BREAKDOWN_TYPES = ("event", "trait", "group", "segment")
+BREAKDOWN_TYPES = ("event", "trait", "group", "segment", "score")
+# A score breakdown groups people by tenths of their score: "0.0-0.1" ... "0.9-1.0".
+SCORE_BUCKETS = 10
 MAX_SERIES = 10
 MAX_POINTS = 2000
 BREAKDOWN_LIMIT = 10
@@ -75,7 +77,8 @@ class Series:
 class Breakdown:
     """type "event" (key: event property), "trait" (key: trait), "group" (key: group type; the
     value is the person's group id of that type), "segment" (no key: each segment the person
-    is in now; a person in several counts in each)."""
+    is in now; a person in several counts in each), "score" (key: a predictive score's name;
+    the value is the tenth of 0..1 the person's current score falls in)."""
 
     type: str
     key: str | None = None
@@ -363,6 +366,8 @@ class TrendsRunner(QueryRunner[TrendsQuery, TrendsResult]):
                 f"ON grp.profile_id = pi.profile_id"
             )
             return "grp.gid", [], [join], [breakdown.key]
+        if breakdown.type == "score":
+            return self._score_breakdown_sql(breakdown)
         membership = SegmentMembership._meta.db_table
         segment = Segment._meta.db_table
         join = (
@@ -371,6 +376,26 @@ class TrendsRunner(QueryRunner[TrendsQuery, TrendsResult]):
             f"ON seg.profile_id = pi.profile_id"
         )
         return "seg.key", [], [join], []
+
+    @staticmethod
+    def _score_breakdown_sql(breakdown: Breakdown) -> tuple[str, list[Any], list[str], list[Any]]:
+        join = (
+            f"LEFT JOIN (SELECT ps.profile_id, ps.value FROM {ProfileScore._meta.db_table} ps "
+            f"JOIN {ScoreDefinition._meta.db_table} sd ON sd.id = ps.definition_id "
+            f"WHERE sd.name = %s) sc ON sc.profile_id = pi.profile_id"
+        )
+        whens = " ".join(
+            f"WHEN sc.value < {(b + 1) / SCORE_BUCKETS} THEN '{_bucket(b)}'"
+            for b in range(SCORE_BUCKETS - 1)
+        )
+        bucket = (
+            f"CASE WHEN sc.value IS NULL THEN NULL {whens} ELSE '{_bucket(SCORE_BUCKETS - 1)}' END"
+        )
+        return bucket, [], [join], [breakdown.key]
+
+
+def _bucket(index: int) -> str:
+    return f"{index / SCORE_BUCKETS:.1f}-{(index + 1) / SCORE_BUCKETS:.1f}"
 
 
 def run_trends(query: TrendsQuery, *, use_cache: bool = True) -> TrendsResult:

@@ -56,6 +56,7 @@ class TrendsPage(InsightPage):
             ("trait", "Trait"),
             ("group", "Group"),
             ("segment", "Segment"),
+            ("score", "Predictive score (tenths; key: its name)"),
         ],
     }
 

@@ -28,6 +28,7 @@ from apps.segments.filtering.tree import (
     Performed,
     Property,
 )
+from apps.segments.scoring.models import ProfileScore
 
 
 class _Missing:
@@ -149,6 +150,7 @@ class _Context:
         self.now = now
         self._events = list(events) if events is not None else None
         self._groups: list[Group] | None = None if self.saved else []
+        self._scores: dict[str, float] | None = None if self.saved else {}
 
     def eval(self, node: Node) -> bool:
         if isinstance(node, And):
@@ -202,6 +204,8 @@ class _Context:
             return _column(getattr(self.profile, path.column))
         if path.kind in ("traits", "private_traits"):
             return _walk(getattr(self.profile, path.kind), path.keys)
+        if path.kind == "score":
+            return self.scores().get(path.keys[0], MISSING)
         if event is None:
             return MISSING
         if path.kind == "event_field":
@@ -250,6 +254,16 @@ class _Context:
                 Group.objects.filter(memberships__profile=self.profile).select_related("group_type")
             )
         return self._groups
+
+    def scores(self) -> dict[str, float]:
+        """The profile's current scores by name (one query, on first use)."""
+        if self._scores is None:
+            self._scores = dict(
+                ProfileScore.objects.filter(profile=self.profile).values_list(
+                    "definition__name", "value"
+                )
+            )
+        return self._scores
 
     def events(self) -> list[Event]:
         if self._events is None:

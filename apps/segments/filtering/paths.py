@@ -40,7 +40,10 @@ EVENT_JSON_FIELDS = ("properties", "context")
 # Session fields under `event.session.` (text columns where "" means unknown).
 SESSION_FIELDS = SESSION_ENTRY_FIELDS
 
-ROOTS = ("traits", "private_traits", "event", "groups", *PROFILE_FIELDS)
+ROOTS = ("traits", "private_traits", "event", "groups", "scores", *PROFILE_FIELDS)
+
+# `scores.<name>`: a predictive score's latest value (0..1) for the profile.
+SCORE_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
 
 
 class PathError(ValueError):
@@ -53,7 +56,7 @@ class Path:
 
     kind: "profile_field" (column=name), "traits"/"private_traits" (keys into the JSON),
     "event_field" (column), "event_json" (column=properties|context, keys), "session_field"
-    (column), "group_id" / "group_json" (group_type, keys).
+    (column), "group_id" / "group_json" (group_type, keys), "score" (keys=(score name,)).
     """
 
     kind: str
@@ -90,6 +93,8 @@ def format_path(path: Path) -> str:
         return f"event.session.{path.column}"
     if path.kind == "group_id":
         return f"groups.{_quote(path.group_type)}.id"
+    if path.kind == "score":
+        return f"scores.{path.keys[0]}"
     return ".".join(["groups", _quote(path.group_type), "properties", *keys])
 
 
@@ -148,6 +153,13 @@ def parse_path(text: str) -> Path:
         return _event_path(rest, text)
     if root == "groups":
         return _group_path(rest, text)
+    if root == "scores":
+        if len(rest) != 1 or not SCORE_NAME.fullmatch(rest[0]):
+            raise PathError(
+                "use scores.<score name>, e.g. scores.purchase_14d (a name is lowercase letters, "
+                "digits and _)"
+            )
+        return Path("score", "value", "number", (rest[0],))
     raise PathError(f"unknown path root {root!r}: use one of {', '.join(ROOTS)}")
 
 

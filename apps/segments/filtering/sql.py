@@ -48,6 +48,7 @@ from apps.segments.filtering.tree import (
     Performed,
     Property,
 )
+from apps.segments.scoring.models import ProfileScore
 
 SQLITE_TIMESTAMP_FUNCTION = "cdp_filter_ts"
 
@@ -586,6 +587,8 @@ class _Compiler:
                 return _const(_true_on_missing(node))
             if path.kind in ("group_id", "group_json"):
                 return self._group_property(node)
+            if path.kind == "score":
+                return self._score(node)
             return _leaf(self._accessor(path), node, self.now)
         if isinstance(node, Performed):
             return self._performed(node)
@@ -620,6 +623,19 @@ class _Compiler:
         if _true_on_missing(node):
             query |= ~Q(Exists(of_type))
         return query
+
+    def _score(self, node: Property) -> Q:
+        """`pk IN (the profiles whose score matches)`, over the (score, value) index; a
+        negating operator is NOT IN the positive set (profile_id is never NULL), so a profile
+        without the score matches it, as a missing value does in memory."""
+        spec = ops.OPERATORS[node.operator]
+        positive = node if spec.negates is None else replace(node, operator=spec.negates)
+        value = _Column(self.vendor, F("value"), "number")
+        rows = ProfileScore.objects.filter(definition__name=node.path.keys[0]).filter(
+            _leaf(value, positive, self.now)
+        )
+        matching = Q(pk__in=rows.values("profile_id"))
+        return ~matching if spec.negates is not None else matching
 
     def _performed_events(self, node: Performed, events: QuerySet[Event]) -> QuerySet[Event]:
         """The events a behavioural leaf counts, whoever performed them: any activity, or

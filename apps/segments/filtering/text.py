@@ -18,12 +18,24 @@ _TOKEN = re.compile(
     r"""
     (?P<ws>\s+)
   | (?P<punct>[()\[\],])
+  | (?P<cmp>>=|<=|!=|==?|>|<)
   | (?P<string>"(?:[^"\\\x00-\x1f]|\\.)*")
   | (?P<number>-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?(?![A-Za-z0-9_$]))
   | (?P<word>[A-Za-z_$][A-Za-z0-9_$-]*(?:\.(?:[A-Za-z0-9_$-]+|"[^"\\\x00-\x1f]*"))*)
     """,
     re.VERBOSE,
 )
+# Comparison symbols, a shorter spelling of the number operators (`scores.buy_7d >= 0.7`);
+# the printer writes the names.
+_SYMBOLS = {
+    ">=": "greater_than_or_equal",
+    "<=": "less_than_or_equal",
+    ">": "greater_than",
+    "<": "less_than",
+    "=": "equals",
+    "==": "equals",
+    "!=": "not_equals",
+}
 _WORD = re.compile(r"[A-Za-z_$][A-Za-z0-9_$-]*")
 _UNITS = {
     "minute": "minutes",
@@ -65,6 +77,8 @@ def _tokens(text: str) -> list[_Token]:
             out.append(_Token(kind, raw, i, value))
         elif kind == "number":
             out.append(_Token(kind, raw, i, json.loads(raw)))
+        elif kind == "cmp":
+            out.append(_Token(kind, _SYMBOLS[raw], i))
         elif kind != "ws":
             out.append(_Token(kind, raw, i))
         i = match.end()
@@ -170,7 +184,7 @@ class _Parser:
         return {"consent": word[len("consent.") :], "is": self._next().text}
 
     def _property(self, path: str) -> dict[str, Any]:
-        if self.tok.kind != "word":
+        if self.tok.kind not in ("word", "cmp"):
             raise self._fail("an operator such as is, contains or greater_than")
         operator_token = self._next()
         name = operator_token.text

@@ -110,6 +110,8 @@ class References:
     consents: set[str] = field(default_factory=set)
     # Group type keys (in_group and groups.<type>... paths).
     groups: set[str] = field(default_factory=set)
+    # Names of the predictive scores read (`scores.<name>`).
+    scores: set[str] = field(default_factory=set)
     # True when the answer can change with time alone (in_the_last, within_days, not_performed).
     time_based: bool = False
 
@@ -388,6 +390,8 @@ def _collect(node: Node, refs: References) -> None:
             refs.trait_keys.add(path.keys[0])
         elif path.kind in ("group_id", "group_json"):
             refs.groups.add(path.group_type)
+        elif path.kind == "score":
+            refs.scores.add(path.keys[0])
         operators = {node.operator, node.item.operator if node.item else ""}
         if operators & {"in_the_last", "not_in_the_last"}:
             refs.time_based = True

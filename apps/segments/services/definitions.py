@@ -17,7 +17,7 @@ from apps.segments.filtering import (
     parse_filter,
     parse_text,
 )
-from apps.segments.models import Segment, SegmentKind
+from apps.segments.models import ScoreDefinition, Segment, SegmentKind
 from cdp.errors import DomainError
 from cdp.tasks import enqueue_on_commit
 
@@ -53,7 +53,16 @@ def segment_filter_parse(
 
 
 def _check_segment_references(parsed: Filter, *, key: str | None, field: str) -> None:
-    """`in_segment` leaves name existing segments, and never lead back to this one."""
+    """`in_segment` leaves name existing segments, and never lead back to this one; `scores.`
+    paths name existing scores."""
+    names = set(parsed.references.scores)
+    if names:
+        known_scores = set(
+            ScoreDefinition.objects.filter(name__in=names).values_list("name", flat=True)
+        )
+        unknown = sorted(names - known_scores)
+        if unknown:
+            raise DomainError(f"scores.{unknown[0]}: no score named {unknown[0]!r}", field=field)
     keys = set(parsed.references.segments)
     if not keys:
         return
