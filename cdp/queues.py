@@ -18,6 +18,7 @@ QUEUES: dict[str, str] = {
     "apps.events.tasks.process_ephemeral_events": "processing",
     "apps.segments.tasks.*": "segments",
     "apps.workflows.tasks.*": "workflows",
+    "apps.destinations.tasks.*": "destinations",
 }
 
 

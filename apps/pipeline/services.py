@@ -1,4 +1,5 @@
-"""Processing of events, in order: sessions, profiles, segments, routing rules.
+"""Processing of events, in order: sessions, profiles, segments, routing rules, then the
+apps above (destinations) through apps.pipeline.hooks.
 
 The events app stores events and queues their processing by task name; this app, above every
 floor it calls, runs the steps under the per-person locks in one transaction."""
@@ -15,6 +16,7 @@ from apps.events.incoming import IncomingEvent, ProcessableEvent
 from apps.events.models import SESSION_ENTRY_FIELDS, Event, Session
 from apps.events.sessions import SessionAssignment, lock_keys, sessions_assign
 from apps.events.storage import events_mark_processed
+from apps.pipeline import hooks
 from apps.profiles import identification
 from apps.profiles import services as profile_services
 from apps.profiles.locks import locks_hold
@@ -67,6 +69,8 @@ def events_process_batch(events: Sequence[ProcessableEvent]) -> SessionAssignmen
     # Processing only ever holds stored or ephemeral events: the two ProcessableEvent kinds.
     stored_or_ephemeral = cast("Sequence[Event | IncomingEvent]", events)
     workflow_services.rules_dispatch(events=stored_or_ephemeral, profiles=profiles)
+    # Last: the apps above (destinations) write their outbox rows in this transaction.
+    hooks.events_processed(events=events, profiles=profiles)
     return assignment
 
 
