@@ -3,7 +3,9 @@ connection, rotate a webhook signing secret."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import base64
+import binascii
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
@@ -123,26 +125,42 @@ def resource_test(*, resource: Resource) -> dict[str, Any]:
 ROTATION_GRACE = timedelta(hours=24)
 
 
-def resource_rotate_signing_secret(*, resource: Resource, test: bool = False) -> str:
-    """A new webhook signing secret, signing from now on; the previous ones keep signing for
-    24 hours (several signatures per message) so that receivers can switch over. Returns the
-    new secret: the only time it is shown."""
+def signing_secret_check(secret: Any) -> str:
+    """A Standard Webhooks secret: `whsec_` and at least 24 random bytes in base64."""
+    if not isinstance(secret, str) or not secret.startswith("whsec_"):
+        raise DomainError("secret: must start with whsec_", field="secret")
+    try:
+        key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+    except (binascii.Error, ValueError):
+        raise DomainError("secret: what follows whsec_ must be base64", field="secret") from None
+    if len(key) < 24:
+        raise DomainError("secret: must hold at least 24 random bytes", field="secret")
+    return secret
+
+
+def resource_rotate_signing_secret(
+    *, resource: Resource, secret: str | None = None, test: bool = False
+) -> str:
+    """Sign with a new webhook secret from now on; the previous ones keep signing for 24 hours
+    (several signatures per message) so that receivers can switch over. The API takes the
+    new secret from the caller (it never sends a secret back); without one a new secret is
+    made (the admin and code that hand it over themselves). Returns the secret."""
     if resource.kind != ResourceKind.WEBHOOK:
         raise DomainError("Only webhook resources have signing secrets", field="kind")
+    secret = signing_secret_check(secret) if secret is not None else signing_secret_new()
     with transaction.atomic():
         resource = Resource.objects.select_for_update().get(pk=resource.pk)
         field = "test_credentials" if test else "credentials"
         creds = dict(getattr(resource, field) or {})
         if not creds:
             raise DomainError(f"The resource has no {field.replace('_', ' ')}", field=field)
-        expires = (timezone.now() + ROTATION_GRACE).isoformat()
         now = timezone.now()
+        expires = (now + ROTATION_GRACE).isoformat()
         old = [
             {"secret": item["secret"], "expires_at": item.get("expires_at") or expires}
             for item in creds.get("signing_secrets") or []
-            if not item.get("expires_at") or item["expires_at"] > now.isoformat()
+            if not item.get("expires_at") or datetime.fromisoformat(item["expires_at"]) > now
         ]
-        secret = signing_secret_new()
         creds["signing_secrets"] = [{"secret": secret, "expires_at": None}, *old]
         setattr(resource, field, creds)
         resource.save(update_fields=[field, "updated_at"])
