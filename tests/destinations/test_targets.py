@@ -195,7 +195,8 @@ def test_profiles_are_upserted_into_a_table_created_if_missing(
     deliver_all(destination)
     with psycopg.connect(target_db) as conn:
         data = conn.execute("SELECT data FROM crm_profiles").fetchone()
-    assert data is not None and data[0]["profile"]["traits"]["plan"] == "pro"
+    assert data is not None
+    assert data[0]["profile"]["traits"]["plan"] == "pro"
     # A privacy request forwards the deletion.
     with TestCase.captureOnCommitCallbacks(execute=True):
         services.destinations_profile_deleted(profile.pk, ["ann"])
