@@ -93,9 +93,13 @@ def test_a_rolled_back_change_writes_no_delivery(target: WebhookTarget) -> None:
     class Boom(Exception):
         pass
 
-    with pytest.raises(Boom), transaction.atomic():
-        people_apply(distinct_id="ann", ops={"set": {"plan": "pro"}})
-        raise Boom
+    def change_then_fail() -> None:
+        with transaction.atomic():
+            people_apply(distinct_id="ann", ops={"set": {"plan": "pro"}})
+            raise Boom
+
+    with pytest.raises(Boom):
+        change_then_fail()
     assert not Delivery.objects.filter(destination=destination).exists()
     assert target.requests == []
 
