@@ -218,9 +218,7 @@ def test_events_are_inserted_once_each(target_db: str, send: Sender) -> None:
     Delivery.objects.update(status=DeliveryStatus.PENDING)
     deliver_all(destination)
     with psycopg.connect(target_db) as conn:
-        names = conn.execute(
-            "SELECT data->'event'->>'name' FROM events_out ORDER BY 1"
-        ).fetchall()
+        names = conn.execute("SELECT data->'event'->>'name' FROM events_out ORDER BY 1").fetchall()
     assert names == [("e0",), ("e1",), ("e2",)]
 
 
@@ -230,12 +228,12 @@ def test_events_are_inserted_once_each(target_db: str, send: Sender) -> None:
 def test_kafka_reports_an_unreachable_broker_as_a_failed_attempt(send: Sender) -> None:
     pytest.importorskip("confluent_kafka")
     resource = services.resource_create(
-        name="kafka", kind="kafka", credentials={"bootstrap_servers": "127.0.0.1:1"},
+        name="kafka",
+        kind="kafka",
+        credentials={"bootstrap_servers": "127.0.0.1:1"},
         internal=True,
     )
-    destination = destination_make(
-        resource, kind="kafka", settings={"topic": "cdp", "timeout": 1}
-    )
+    destination = destination_make(resource, kind="kafka", settings={"topic": "cdp", "timeout": 1})
     send.track("ann", name="e")
     delivery = Delivery.objects.get(destination=destination)
     assert delivery.status == DeliveryStatus.PENDING

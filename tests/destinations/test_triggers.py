@@ -73,10 +73,12 @@ def test_debounced_changes_send_the_latest_state_once(target: WebhookTarget) -> 
 def test_segment_entered_and_exited(target: WebhookTarget, send: Sender) -> None:
     resource = webhook_resource(target.url("/ok"))
     segment_make("pros", PRO)
-    destination_make(resource, name="in", trigger="segment_entered",
-                     trigger_config={"segment": "pros"})
-    destination_make(resource, name="out", trigger="segment_exited",
-                     trigger_config={"segment": "pros"})
+    destination_make(
+        resource, name="in", trigger="segment_entered", trigger_config={"segment": "pros"}
+    )
+    destination_make(
+        resource, name="out", trigger="segment_exited", trigger_config={"segment": "pros"}
+    )
     send.identify("ann", traits={"plan": "pro"})
     _people("ann", set={"plan": "free"})
     bodies = [r["body"] for r in target.delivered()]
@@ -86,8 +88,7 @@ def test_segment_entered_and_exited(target: WebhookTarget, send: Sender) -> None
 
 
 def test_a_rolled_back_change_writes_no_delivery(target: WebhookTarget) -> None:
-    destination = destination_make(webhook_resource(target.url("/ok")),
-                                   trigger="profile_changed")
+    destination = destination_make(webhook_resource(target.url("/ok")), trigger="profile_changed")
     from django.db import transaction
 
     class Boom(Exception):
@@ -107,8 +108,14 @@ def test_a_rolled_back_change_writes_no_delivery(target: WebhookTarget) -> None:
 def test_the_workflow_node_sends_to_a_destination(target: WebhookTarget, tracker: Any) -> None:
     destination = destination_make(webhook_resource(target.url("/ok")), trigger="workflow")
     workflow = published(
-        chain(node("s", "send_to_destination", destination="dest",
-                   payload={"hello": "{{ event.distinct_id }}"}))
+        chain(
+            node(
+                "s",
+                "send_to_destination",
+                destination="dest",
+                payload={"hello": "{{ event.distinct_id }}"},
+            )
+        )
     )
     with TestCase.captureOnCommitCallbacks(execute=True):  # its commit bumps the rules' version
         route(workflow, "signup")
@@ -144,8 +151,17 @@ def test_http_request_takes_a_resource_and_its_test_credentials(
         test_credentials={"url": target.url("/ok"), "auth": {"type": "bearer", "token": "test"}},
         internal=True,
     )
-    workflow = published(chain(node("h", "http_request", resource="crm", path="/contacts",
-                                    body={"id": "{{ event.distinct_id }}"})))
+    workflow = published(
+        chain(
+            node(
+                "h",
+                "http_request",
+                resource="crm",
+                path="/contacts",
+                body={"id": "{{ event.distinct_id }}"},
+            )
+        )
+    )
     with TestCase.captureOnCommitCallbacks(execute=True):  # its commit bumps the rules' version
         route(workflow, "signup")
     Sender(tracker).track("ann", name="signup")
@@ -170,8 +186,9 @@ def test_required_consents_hold_deliveries_until_a_checker_grants_them(
     def checker(*, profile_id: Any, consent_keys: Any) -> bool:
         from apps.profiles.models import Identity
 
-        ids = set(Identity.objects.filter(profile_id=profile_id).values_list("distinct_id",
-                                                                              flat=True))
+        ids = set(
+            Identity.objects.filter(profile_id=profile_id).values_list("distinct_id", flat=True)
+        )
         return bool(ids & granted) and list(consent_keys) == ["marketing"]
 
     consents.register_consent_checker(checker)
@@ -188,11 +205,11 @@ def test_profile_deleted_goes_to_destinations_whose_type_supports_it(
 ) -> None:
     hook = destination_make(webhook_resource(target.url("/ok")), trigger="profile_changed")
     mail = services.resource_create(
-        name="mail", kind="smtp", credentials={"host": "mail.example.com",
-                                               "from_email": "a@example.com"}
+        name="mail",
+        kind="smtp",
+        credentials={"host": "mail.example.com", "from_email": "a@example.com"},
     )
-    destination_make(mail, name="mails", kind="email",
-                     settings={"subject": "s", "body": "b"})
+    destination_make(mail, name="mails", kind="email", settings={"subject": "s", "body": "b"})
     send.identify("ann", traits={"plan": "pro"})
     profile = profile_of("ann")
     with TestCase.captureOnCommitCallbacks(execute=True):
@@ -204,4 +221,3 @@ def test_profile_deleted_goes_to_destinations_whose_type_supports_it(
     assert last["type"] == "profile_deleted"
     assert last["data"] == {"profile_id": str(profile.pk), "identities": ["ann"]}
     assert Delivery.objects.filter(destination=hook, status=DeliveryStatus.DELIVERED).count() == 2
-
