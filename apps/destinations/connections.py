@@ -18,7 +18,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cdp.outbound import (
-    OutboundBlocked,
     OutboundError,
     outbound_request,
     resolve_checked,
@@ -215,12 +214,15 @@ def connection_test(kind: str, credentials: dict[str, Any], *, allow_internal: b
     if not credentials:
         raise ConnectionFailed("No credentials are set")
     started = time.monotonic()
+    test = _TESTS.get(kind)
+    if test is None:
+        raise ConnectionFailed(f"Resources of kind {kind!r} cannot be tested")
     try:
-        message = _TESTS[kind](credentials, allow_internal)
-    except OutboundBlocked as exc:
+        message = test(credentials, allow_internal)
+    except OutboundError as exc:  # refused (an internal address) or does not resolve
         raise ConnectionFailed(str(exc)) from exc
-    except KeyError as exc:
-        raise ConnectionFailed(f"Resources of kind {kind!r} cannot be tested") from exc
+    except (KeyError, ValueError, TypeError) as exc:
+        raise ConnectionFailed(f"The credentials are incomplete or malformed: {exc}") from exc
     return f"{message} ({(time.monotonic() - started) * 1000:.0f} ms)"
 
 

@@ -183,6 +183,6 @@ def event_filter_check(tree: Any) -> list[tuple[str, str]]:
                 exc.reason,
             )
         ]
-    except (TypeError, ValueError) as exc:
-        return [("trigger_config.filter", str(exc))]
+    except (TypeError, ValueError, RecursionError) as exc:
+        return [("trigger_config.filter", str(exc) or type(exc).__name__)]
     return []
