@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -33,6 +33,14 @@ MARK_INTERNAL = "destinations.mark_resource_internal"
 MAX_REPLAY_IDS = 10_000
 
 
+@extend_schema_field(
+    {
+        "type": "object",
+        "additionalProperties": True,
+        "description": "Public parts (a host, a port, a user name) as they are; URLs as their "
+        "scheme, host and port; every secret as ********.",
+    }
+)
 class MaskedCredentialsField(serializers.Field):
     """Credentials as shown: public parts as they are, secrets masked (never sent back)."""
 
