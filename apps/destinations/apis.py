@@ -247,6 +247,20 @@ class DeliverySerializer(serializers.ModelSerializer):
         ]
 
 
+class DeliveryPageSerializer(serializers.Serializer):
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = DeliverySerializer(many=True)
+
+
+class DestinationTypeSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    label = serializers.CharField()
+    resource_kinds = serializers.ListField(child=serializers.CharField())
+    supports_profile_deleted = serializers.BooleanField()
+    settings_schema = serializers.JSONField()
+
+
 class ReplaySerializer(serializers.Serializer):
     ids = serializers.ListField(
         child=serializers.IntegerField(min_value=1), required=False, max_length=MAX_REPLAY_IDS
@@ -300,7 +314,7 @@ class DestinationViewSet(AuditMixin, viewsets.ModelViewSet):
         services.destination_delete(destination=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses=DestinationTypeSerializer(many=True))
     @requires("destinations.view_destination")
     @action(detail=False, methods=["get"])
     def types(self, request: Request) -> Response:
@@ -341,7 +355,7 @@ class DestinationViewSet(AuditMixin, viewsets.ModelViewSet):
             OpenApiParameter("since", str, description="ISO time: created at or after"),
             OpenApiParameter("until", str, description="ISO time: created before"),
         ],
-        responses=DeliverySerializer(many=True),
+        responses=DeliveryPageSerializer,
     )
     @requires("destinations.view_destination", "destinations.view_delivery")
     @action(detail=True, methods=["get"])
