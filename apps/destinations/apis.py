@@ -255,7 +255,7 @@ class DeliveryPageSerializer(serializers.Serializer):
 
 class DestinationTypeSerializer(serializers.Serializer):
     name = serializers.CharField()
-    label = serializers.CharField()
+    title = serializers.CharField(source="label")
     resource_kinds = serializers.ListField(child=serializers.CharField())
     supports_profile_deleted = serializers.BooleanField()
     settings_schema = serializers.JSONField()
@@ -319,7 +319,8 @@ class DestinationViewSet(AuditMixin, viewsets.ModelViewSet):
     @action(detail=False, methods=["get"])
     def types(self, request: Request) -> Response:
         """The destination types of the registry (built-in and installed)."""
-        return Response([cls.describe() for _, cls in sorted(destination_types().items())])
+        described = [cls.describe() for _, cls in sorted(destination_types().items())]
+        return Response(DestinationTypeSerializer(described, many=True).data)
 
     @extend_schema(request=SendTestSerializer, responses={200: dict})
     @requires("destinations.view_destination", "destinations.test_destination")
