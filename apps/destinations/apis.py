@@ -316,7 +316,7 @@ class DestinationViewSet(AuditMixin, viewsets.ModelViewSet):
 
     @extend_schema(responses=DestinationTypeSerializer(many=True))
     @requires("destinations.view_destination")
-    @action(detail=False, methods=["get"])
+    @action(detail=False, methods=["get"], pagination_class=None)
     def types(self, request: Request) -> Response:
         """The destination types of the registry (built-in and installed)."""
         described = [cls.describe() for _, cls in sorted(destination_types().items())]
