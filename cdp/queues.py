@@ -22,6 +22,7 @@ QUEUES: dict[str, str] = {
     "apps.workflows.tasks.*": "workflows",
     # Long erases and exports: their own queue, so they never hold up event processing.
     "apps.consents.privacy.tasks.*": "privacy",
+    "apps.destinations.tasks.*": "destinations",
 }
 
 

@@ -238,6 +238,15 @@ CELERY_BEAT_SCHEDULE = {
         "task": "apps.consents.privacy.tasks.privacy_housekeeping",
         "schedule": env.float("CDP_PRIVACY_HOUSEKEEPING_INTERVAL", default=600.0),
     },
+    # Deliveries due (retries, debounced profile changes, a dead worker's claims) are sent.
+    "dispatch-due-deliveries": {
+        "task": "apps.destinations.tasks.dispatch_due",
+        "schedule": env.float("CDP_DESTINATION_DISPATCH_INTERVAL", default=5.0),
+    },
+    "purge-delivery-log": {
+        "task": "apps.destinations.tasks.purge_log",
+        "schedule": env.float("CDP_DESTINATION_PURGE_INTERVAL", default=3600.0),
+    },
 }
 
 # --- Auth, i18n, static -----------------------------------------------------------------------
@@ -287,6 +296,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Choice sets that share a field name with another app's (kind, status).
+    "ENUM_NAME_OVERRIDES": {
+        "ResourceKindEnum": "apps.destinations.models.ResourceKind",
+        "DeliveryStatusEnum": "apps.destinations.models.DeliveryStatus",
+        "SegmentKindEnum": "apps.segments.models.SegmentKind",
+        "RunStatusEnum": "apps.workflows.models.RunStatus",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "cdp.openapi.add_tracking_endpoints",
@@ -401,6 +417,30 @@ CDP_WORKFLOW_RUN_LEASE_SECONDS = env.int("CDP_WORKFLOW_RUN_LEASE_SECONDS", defau
 CDP_PRIVACY_DELETE_BATCH = env.int("CDP_PRIVACY_DELETE_BATCH", default=5000)
 CDP_PRIVACY_EXPORT_DAYS = env.int("CDP_PRIVACY_EXPORT_DAYS", default=7)
 CDP_PRIVACY_STALLED_SECONDS = env.int("CDP_PRIVACY_STALLED_SECONDS", default=900)
+
+# --- Destinations ------------------------------------------------------------------------------
+# Seconds before each retry of a failed delivery: the Standard Webhooks schedule (5 s, 5 min,
+# 30 min, 2 h, 5 h, 10 h, 10 h), then two daily attempts (about 3 days in all), with +-10%
+# jitter. A delivery failing its last attempt is dead (replayable).
+CDP_DESTINATION_RETRY_SCHEDULE = env.list(
+    "CDP_DESTINATION_RETRY_SCHEDULE",
+    cast=float,
+    default=[5, 300, 1800, 7200, 18000, 36000, 36000, 86400, 86400],
+)
+# Seconds a worker holds the deliveries it claimed; a worker that died loses them after this
+# and another sends them again (same idempotency key).
+CDP_DESTINATION_LEASE_SECONDS = env.int("CDP_DESTINATION_LEASE_SECONDS", default=300)
+# Failed attempts in a row that open a destination's circuit, and how long it stays open
+# (doubling each time it opens again, up to the maximum); then one probe decides.
+CDP_DESTINATION_CIRCUIT_THRESHOLD = env.int("CDP_DESTINATION_CIRCUIT_THRESHOLD", default=10)
+CDP_DESTINATION_CIRCUIT_COOLDOWN = env.float("CDP_DESTINATION_CIRCUIT_COOLDOWN", default=30.0)
+CDP_DESTINATION_CIRCUIT_MAX_COOLDOWN = env.float(
+    "CDP_DESTINATION_CIRCUIT_MAX_COOLDOWN", default=3600.0
+)
+# Seconds one deliver task sends before it queues itself again (other destinations get a turn).
+CDP_DESTINATION_BUDGET = env.float("CDP_DESTINATION_BUDGET", default=30.0)
+# Days the delivery log and finished deliveries are kept.
+CDP_DESTINATION_LOG_RETENTION_DAYS = env.int("CDP_DESTINATION_LOG_RETENTION_DAYS", default=14)
 
 LOGGING = {
     "version": 1,

@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from apps.consents import privacy_urls
 from apps.consents import urls as consent_urls
+from apps.destinations import urls as destination_urls
 from apps.events import urls as event_urls
 from apps.insights import page_urls as insights_page_urls
 from apps.insights import urls as insight_urls
@@ -30,6 +31,7 @@ urlpatterns = [
     path("api/v1/", include(workflow_urls.api_urlpatterns)),
     path("api/v1/", include(insight_urls.api_urlpatterns)),
     path("api/v1/", include(privacy_urls.api_urlpatterns)),
+    path("api/v1/", include(destination_urls.api_urlpatterns)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("admin/", admin.site.urls),

@@ -182,6 +182,39 @@ ROUTES: dict[str, dict[str, Any] | str] = {
     "privacy-request-download": {
         "GET": perms("consents.view_privacyrequest", "consents.download_privacy_export")
     },
+    # Resources and destinations (apps/destinations/apis.py).
+    "resource-list": {
+        "GET": perms("destinations.view_resource"),
+        "POST": perms("destinations.add_resource"),
+    },
+    "resource-detail": {
+        "GET": perms("destinations.view_resource"),
+        "PATCH": perms("destinations.change_resource"),
+        "PUT": perms("destinations.change_resource"),
+        "DELETE": perms("destinations.delete_resource"),
+    },
+    "resource-test": {"POST": perms("destinations.view_resource", "destinations.test_resource")},
+    "resource-rotate-signing-secret": {"POST": perms("destinations.change_resource")},
+    "destination-list": {
+        "GET": perms("destinations.view_destination"),
+        "POST": perms("destinations.add_destination"),
+    },
+    "destination-types": {"GET": perms("destinations.view_destination")},
+    "destination-detail": {
+        "GET": perms("destinations.view_destination"),
+        "PATCH": perms("destinations.change_destination"),
+        "PUT": perms("destinations.change_destination"),
+        "DELETE": perms("destinations.delete_destination"),
+    },
+    "destination-test": {
+        "POST": perms("destinations.view_destination", "destinations.test_destination")
+    },
+    "destination-pause": {"POST": perms("destinations.change_destination")},
+    "destination-resume": {"POST": perms("destinations.change_destination")},
+    "destination-deliveries": {
+        "GET": perms("destinations.view_destination", "destinations.view_delivery")
+    },
+    "destination-replay": {"POST": perms("destinations.replay_delivery")},
     # The insights API: running a query needs the saved insights' view permission (apps/insights
     # apis.py); the people behind a funnel step or a retention cell need profiles' too.
     "insights-trends": {"POST": perms("insights.view_savedinsight")},

@@ -1,4 +1,5 @@
-"""Processing of events, in order: sessions, profiles, segments, routing rules.
+"""Processing of events, in order: sessions, profiles, segments, routing rules, then the
+apps above (destinations) through apps.pipeline.hooks.
 
 The events app stores events and queues their processing by task name; this app, above every
 floor it calls, runs the steps under the per-person locks in one transaction."""
@@ -15,9 +16,11 @@ from apps.events.incoming import IncomingEvent, ProcessableEvent
 from apps.events.models import SESSION_ENTRY_FIELDS, Event, Session
 from apps.events.sessions import SessionAssignment, lock_keys, sessions_assign
 from apps.events.storage import events_mark_processed
+from apps.pipeline import hooks
 from apps.profiles import identification
 from apps.profiles import services as profile_services
 from apps.profiles.locks import locks_hold
+from apps.profiles.models import Profile
 from apps.segments import services as segment_services
 from apps.sources.models import EventSource
 from apps.workflows import services as workflow_services
@@ -76,6 +79,7 @@ def events_process_batch(events: Sequence[ProcessableEvent]) -> list[Session | N
         sessions[index] = assignment.session_of[position]
     # Processing only ever holds stored or ephemeral events: the two ProcessableEvent kinds.
     routed = cast("Sequence[Event | IncomingEvent]", events)
+    profiles: dict[str, Profile] = {}
     if people:
         profiles = profile_services.profiles_process_events(
             events=people,
@@ -89,6 +93,9 @@ def events_process_batch(events: Sequence[ProcessableEvent]) -> list[Session | N
     if len(people) < len(events):
         # A personless event's run has no profile, even when its distinct_id has one.
         workflow_services.rules_dispatch(events=[e for e in routed if e.personless])
+    # Last: the apps above (destinations) write their outbox rows in this transaction;
+    # personless events come with no profile.
+    hooks.events_processed(events=events, profiles=profiles)
     return sessions
 
 

@@ -150,8 +150,9 @@ class Execution:
                     if self.executions > MAX_NODE_EXECUTIONS:
                         self.failure = f"more than {MAX_NODE_EXECUTIONS} node executions"
                         break
-                    cls = action_class(self.graph.nodes[task.node_id]["action"])
-                    if cls is not None and cls.concurrent:
+                    node = self.graph.nodes[task.node_id]
+                    cls = action_class(node["action"])
+                    if cls is not None and cls.is_concurrent(node.get("config") or {}):
                         if pool is None:
                             pool = ThreadPoolExecutor(
                                 max_workers=settings.CDP_WORKFLOW_MAX_PARALLEL,
@@ -218,7 +219,7 @@ class Execution:
             result.result = action.run(node_ctx, task.payload)
             result.duration = time.monotonic() - begin
             limit = action.timeout_seconds(self.default_timeout)
-            if not cls.concurrent and result.duration > limit:
+            if not cls.is_concurrent(config) and result.duration > limit:
                 # In-thread actions can't be interrupted: one that overran fails all the same.
                 result.result = None
                 result.error = TransientError(f"timed out after {limit:g}s")

@@ -463,6 +463,9 @@ def test_actions_lists_the_registry(api_client: APIClient) -> None:
     assert response.status_code == 200
     actions = {a["name"]: a for a in response.json()}
     assert actions["condition"]["ports"] == ["true", "false", "error"]
-    assert actions["http_request"]["config_schema"]["required"] == ["url"]
+    assert actions["http_request"]["config_schema"]["oneOf"] == [
+        {"required": ["url"]},
+        {"required": ["resource"]},
+    ]
     assert actions["set_trait"]["description"]
     assert json.dumps(actions)  # plain JSON all the way down

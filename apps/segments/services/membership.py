@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from apps.events import services as event_services
 from apps.profiles import selectors as profile_selectors
-from apps.segments import selectors
+from apps.segments import hooks, selectors
 from apps.segments.models import Segment, SegmentKind, SegmentMembership
 from cdp.errors import DomainError
 
@@ -192,7 +192,14 @@ def _emit_bulk(
 ) -> None:
     """The segment_entered/segment_exited events of these stays (bulk), without touching the
     member count (the recompute sets it exactly). The message id is the stay's, so a retried
-    emission stores nothing twice."""
+    emission stores nothing twice. The apps above hear of the stays through
+    apps.segments.hooks, in this transaction."""
+    hooks.membership_changed(
+        segment_key=segment.key,
+        segment_name=segment.name,
+        entered=list(entered),
+        exited=list(exited),
+    )
     people = selectors.primary_distinct_ids([p for _, p in (*entered, *exited)])
     properties = {"segment": segment.key, "segment_name": segment.name}
     event_services.events_emit_many(

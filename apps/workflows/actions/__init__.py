@@ -10,7 +10,12 @@ from apps.workflows.actions.base import (
     TransientError,
     Wait,
 )
-from apps.workflows.actions.registry import action_class, action_classes, register
+from apps.workflows.actions.registry import (
+    action_class,
+    action_classes,
+    register,
+    register_extension,
+)
 
 __all__ = [
     "ERROR_PORT",
@@ -23,4 +28,5 @@ __all__ = [
     "action_class",
     "action_classes",
     "register",
+    "register_extension",
 ]

@@ -84,6 +84,12 @@ class Action:
         """Checks beyond the JSON schema, as (field, message) pairs."""
         return []
 
+    @classmethod
+    def is_concurrent(cls, config: dict[str, Any]) -> bool:
+        """Whether a node with this config runs in the pool (`concurrent`, unless the config
+        needs the database)."""
+        return cls.concurrent
+
     def timeout_seconds(self, default: float) -> float:
         return self.timeout if self.timeout is not None else default
 

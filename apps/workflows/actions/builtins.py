@@ -28,6 +28,7 @@ from apps.workflows.actions.base import (
     Wait,
 )
 from apps.workflows.context import NodeContext
+from apps.workflows.resources import ResourceNotFound, http_resource, http_resource_names
 from cdp.outbound import OutboundBlocked, OutboundError, OutboundTimeout, outbound_request
 
 logger = logging.getLogger("apps.workflows.log")
@@ -281,8 +282,10 @@ class HttpRequest(Action):
     description = (
         "Calls an HTTP endpoint. 2xx/3xx fire success; 4xx fire error; 5xx, timeouts and "
         "connection failures are retried with backoff, then fire error. Redirects are not followed "
-        "and internal addresses are refused (see docs/security.md). In test mode the "
-        "request goes to `test_url` when set, else it is recorded and not sent."
+        "and internal addresses are refused (see docs/security.md). Give a `url`, or a "
+        "`resource` (its stored credentials; `path` is appended to its URL). In test mode the "
+        "request goes to `test_url` (or the resource's test credentials) when set, else it is "
+        "recorded and not sent."
     )
     ports = ("success", "error")
     concurrent = True
@@ -291,18 +294,34 @@ class HttpRequest(Action):
             "method": {"enum": ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]},
             "url": {"type": "string", "minLength": 1},
             "test_url": {"type": "string"},
+            "resource": {"type": "string", "minLength": 1, "maxLength": 200},
+            "path": {"type": "string", "maxLength": 2000},
             "headers": {"type": "object", "additionalProperties": {"type": "string"}},
             "body": {"type": ["string", "object", "array"]},
             "timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": 300},
             "retries": {"type": "integer", "minimum": 0, "maximum": 10},
             "backoff": {"type": "number", "minimum": 0, "maximum": 60},
         },
-        ["url"],
-    )
+    ) | {"oneOf": [{"required": ["url"]}, {"required": ["resource"]}]}
+
+    @classmethod
+    def is_concurrent(cls, config: dict[str, Any]) -> bool:
+        # A resource is read from the database: that node runs in the run's own thread.
+        return "resource" not in config
 
     @classmethod
     def check_config(cls, config: dict[str, Any]) -> list[tuple[str, str]]:
         errors = []
+        if ("url" in config) == ("resource" in config):
+            return [("url", "give either a url or a resource")]
+        if "resource" in config:
+            if "test_url" in config:
+                errors.append(("test_url", "a resource has test credentials: no test_url"))
+            names = http_resource_names()
+            resource = config["resource"]
+            if names is not None and "{{" not in resource and resource not in names:
+                errors.append(("resource", f"no webhook resource is named {resource!r}"))
+            return errors
         for key in ("url", "test_url"):
             url = config.get(key)
             if (
@@ -333,6 +352,40 @@ class HttpRequest(Action):
             headers.setdefault("Content-Type", "application/json")
         elif body is not None:
             content = str(body).encode()
+        allow_internal = False
+        if "resource" in self.config:
+            try:
+                target = http_resource(name=str(self.config["resource"]), test=context.test)
+            except ResourceNotFound as exc:
+                raise ActionError(str(exc)) from exc
+            path = str(self.config.get("path") or "")
+            if target is None:  # a test run, and the resource has no test credentials
+                context.record_request(
+                    {
+                        "method": method,
+                        "resource": self.config["resource"],
+                        "path": path,
+                        "headers": headers,
+                        "body": body,
+                        "sent": False,
+                    }
+                )
+                return Fire("success", {"status": None, "recorded": True, "body": None})
+            url = target.url.rstrip("/") + "/" + path.lstrip("/") if path else target.url
+            headers = {**target.headers, **headers}
+            allow_internal = target.allow_internal
+            if context.test:
+                # Shown without the resource's headers: they hold its credentials.
+                context.record_request(
+                    {
+                        "method": method,
+                        "resource": self.config["resource"],
+                        "path": path,
+                        "body": body,
+                        "sent": True,
+                    }
+                )
+            return self._call(method, url, headers, content, allow_internal)
         url = str(self.config["url"])
         if context.test:
             test_url = self.config.get("test_url")
@@ -347,6 +400,16 @@ class HttpRequest(Action):
             if not test_url:
                 return Fire("success", {"status": None, "recorded": True, "body": None})
             url = str(test_url)
+        return self._call(method, url, headers, content, allow_internal)
+
+    def _call(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        content: bytes | None,
+        allow_internal: bool,
+    ) -> Fire:
         try:
             response = outbound_request(
                 method,
@@ -355,6 +418,7 @@ class HttpRequest(Action):
                 content=content,
                 timeout=float(self.config.get("timeout", 10)),
                 max_bytes=_RESPONSE_TEXT_LIMIT,
+                allow_internal=allow_internal,
             )
         except OutboundBlocked as exc:
             # A policy refusal: retrying cannot help, so the node fails at once.

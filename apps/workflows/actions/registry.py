@@ -13,6 +13,9 @@ logger = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "cdp.workflow_actions"
 
 _registry: dict[str, type[Action]] = {}
+# Actions the apps above register from their ready() (send_to_destination): kept through a
+# reload, which otherwise only finds built-ins and entry points.
+_extensions: dict[str, type[Action]] = {}
 _loaded = False
 _lock = threading.Lock()
 
@@ -23,6 +26,12 @@ def register(cls: type[Action]) -> type[Action]:
         raise ValueError(f"{cls.__name__} has no name")
     _registry[cls.name] = cls
     return cls
+
+
+def register_extension(cls: type[Action]) -> type[Action]:
+    """Register an action an upper app provides (from its AppConfig.ready())."""
+    _extensions[cls.name] = cls
+    return register(cls)
 
 
 def _load() -> None:
@@ -46,6 +55,8 @@ def _load() -> None:
                 register(loaded)
             else:
                 logger.error("Workflow action %r (%s) is not an Action class", entry.name, entry)
+        for cls in _extensions.values():
+            register(cls)
         _loaded = True
 
 
