@@ -296,13 +296,6 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    # Choice sets that share a field name with another app's (kind, status).
-    "ENUM_NAME_OVERRIDES": {
-        "ResourceKindEnum": "apps.destinations.models.ResourceKind",
-        "DeliveryStatusEnum": "apps.destinations.models.DeliveryStatus",
-        "SegmentKindEnum": "apps.segments.models.SegmentKind",
-        "RunStatusEnum": "apps.workflows.models.RunStatus",
-    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "cdp.openapi.add_tracking_endpoints",
@@ -315,6 +308,8 @@ SPECTACULAR_SETTINGS = {
         "PrivacyRequestKindEnum": "apps.consents.models.privacy.PrivacyRequestKind",
         "PrivacyRequestStatusEnum": "apps.consents.models.privacy.PrivacyRequestStatus",
         "ScoreVersionStatusEnum": "apps.segments.scoring.models.VersionStatus",
+        "ResourceKindEnum": "apps.destinations.models.ResourceKind",
+        "DeliveryStatusEnum": "apps.destinations.models.DeliveryStatus",
     },
 }
 

@@ -9,7 +9,8 @@ class DestinationsConfig(AppConfig):
     verbose_name = "Destinations"
 
     def ready(self) -> None:
-        from apps.destinations import services, tasks  # noqa: F401  (tasks: registered)
+        from apps.consents.privacy.hooks import register_person_data, register_profile_deleted
+        from apps.destinations import person_data, services, tasks  # noqa: F401  (tasks)
         from apps.destinations import workflow_actions as actions
         from apps.pipeline import hooks as pipeline_hooks
         from apps.profiles import hooks as profile_hooks
@@ -27,3 +28,7 @@ class DestinationsConfig(AppConfig):
         if actions.SEND_KIND not in effects.effect_kinds():
             effects.effect_register(actions.DestinationSendApplier)
         register_http_resources(actions.http_resource_target, actions.http_resource_names)
+        # Privacy requests: a person's deliveries are exported and erased, and erases are
+        # forwarded to the destinations that support it.
+        register_person_data(person_data.HANDLER)
+        register_profile_deleted(person_data.destinations_person_deleted)

@@ -1,28 +1,18 @@
 """The one place destinations ask whether a profile's consents allow a delivery.
 
-A destination lists `required_consents` (consent type keys). The consents app, which sits
-below destinations, registers its checker here from its AppConfig.ready(); until one is
-registered, a destination that requires consents sends nothing (no evidence of consent is
-no consent), while one that requires none is not affected."""
+A destination lists `required_consents` (consent type keys); a delivery about a profile is
+written only when the profile holds every one of them granted now (the consents app's
+effective state: its decision, a grant not yet expired, else the type's default). A delivery
+with no profile (a personless event) is never sent to a destination that requires consents:
+no evidence of consent is no consent. Consents sit below destinations, so this is a plain
+import."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Protocol
 
-
-class ConsentChecker(Protocol):
-    """Whether the profile has granted every one of these consent types (now)."""
-
-    def __call__(self, *, profile_id: uuid.UUID, consent_keys: Sequence[str]) -> bool: ...
-
-
-_checker: list[ConsentChecker] = []
-
-
-def register_consent_checker(checker: ConsentChecker) -> None:
-    _checker[:] = [checker]
+from apps.consents.selectors import profiles_with_consents
 
 
 def destination_consents_allow(
@@ -32,6 +22,6 @@ def destination_consents_allow(
     these consents."""
     if not required_consents:
         return True
-    if profile_id is None or not _checker:
+    if profile_id is None:
         return False
-    return _checker[0](profile_id=profile_id, consent_keys=list(required_consents))
+    return profile_id in profiles_with_consents([profile_id], required_consents)

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from django.test import TestCase
 
-from apps.destinations import consents, services
+from apps.consents.models import ConsentType
+from apps.destinations import services
 from apps.destinations.models import Delivery, DeliveryStatus
 from apps.profiles.services import people_apply
 from apps.workflows import services as workflow_services
@@ -175,29 +176,26 @@ def test_http_request_takes_a_resource_and_its_test_credentials(
     ]
 
 
-def test_required_consents_hold_deliveries_until_a_checker_grants_them(
+def test_required_consents_send_only_people_who_granted_them(
     target: WebhookTarget, send: Sender
 ) -> None:
+    ConsentType.objects.create(key="marketing", name="Marketing")
     destination_make(webhook_resource(target.url("/ok")), required_consents=["marketing"])
-    send.track("ann", name="e1")
-    assert target.requests == []  # no consents app connected: no evidence, no delivery
-    granted = {"ann"}
-
-    def checker(*, profile_id: Any, consent_keys: Any) -> bool:
-        from apps.profiles.models import Identity
-
-        ids = set(
-            Identity.objects.filter(profile_id=profile_id).values_list("distinct_id", flat=True)
+    send.track("ann", name="e1")  # no decision yet: the type's default is denied
+    assert target.requests == []
+    for distinct_id, granted in (("ann", True), ("bob", False)):
+        response = send.tracker.post(
+            {"distinct_id": distinct_id, "consents": {"marketing": granted}}, path="/api/consent"
         )
-        return bool(ids & granted) and list(consent_keys) == ["marketing"]
+        assert response.status_code == 200, response.content
 
-    consents.register_consent_checker(checker)
-    try:
-        send.track("ann", name="e2")
-        send.track("bob", name="e3")
-    finally:
-        consents._checker.clear()
-    assert [r["body"]["data"]["event"]["name"] for r in target.delivered()] == ["e2"]
+    send.track("ann", name="e2")
+    send.track("bob", name="e3")
+    send.track("cid", name="e4")  # never asked
+
+    # Ann's own consent_granted event goes out too (the destination takes every event).
+    sent = [r["body"]["data"]["event"]["name"] for r in target.delivered()]
+    assert sent == ["consent_granted", "e2"]
 
 
 def test_profile_deleted_goes_to_destinations_whose_type_supports_it(
