@@ -20,6 +20,8 @@ SEND_KIND = "destination_send"
 
 class SendToDestination(Action):
     name = "send_to_destination"
+    category = "Integrations"
+    icon = "bolt"
     description = (
         "Writes a delivery to a destination whose trigger is 'workflow' (sent through its "
         "outbox: retried, logged, replayable). `payload` (templates allowed) is what is sent; "

@@ -96,7 +96,7 @@ class EventSourceViewSet(AuditMixin, viewsets.ReadOnlyModelViewSet):
     pagination_class = CreatedCursorPagination
     filterset_fields = ["enabled", "ephemeral", "with_profiles", "bridge"]
     queryset = EventSource.objects.all()
-    http_method_names = ["get", "post", "patch", "head", "options"]
+    http_method_names = ["get", "post", "put", "patch", "head", "options"]
 
     @extend_schema(request=EventSourceSettingsSerializer, responses=EventSourceSerializer)
     def partial_update(self, request: Request, pk: str | None = None) -> Response:
