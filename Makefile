@@ -32,7 +32,8 @@ test-fast: install
 	env -u DATABASE_URL -u REDIS_URL $(BIN)/pytest -x -q -p no:cacheprovider \
 		--ignore=tests/e2e -m 'not redis and not worker' $(PYTEST_ARGS)
 
-# The production set-up on one machine: DATABASE_URL, REDIS_URL, SECRET_KEY and ALLOWED_HOSTS
+# The production set-up on one machine: DATABASE_URL, REDIS_URL, SECRET_KEY, ALLOWED_HOSTS,
+# CDP_ENCRYPTION_KEYS and CDP_HASH_SECRET
 # from the environment (or .env); gunicorn, a Celery worker and celery beat from the Procfile.
 serve: install
 	$(BIN)/python manage.py migrate --noinput

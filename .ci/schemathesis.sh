@@ -10,6 +10,7 @@ BIN=${BIN:-.venv/bin}
 PORT=${SCHEMATHESIS_PORT:-$($BIN/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
 export DEBUG=0 SECRET_KEY=${SECRET_KEY:-schemathesis-$(head -c 24 /dev/urandom | base64)}
 export CDP_ENCRYPTION_KEYS=${CDP_ENCRYPTION_KEYS:-$($BIN/python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')}
+export CDP_HASH_SECRET=${CDP_HASH_SECRET:-$(head -c 32 /dev/urandom | base64)}
 export ALLOWED_HOSTS=127.0.0.1 SECURE_SSL_REDIRECT=0 LOG_LEVEL=WARNING
 # Tasks run in-process: the run exercises the API, not the broker.
 unset REDIS_URL
