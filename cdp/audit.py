@@ -32,7 +32,12 @@ def audit_log(
 
 
 def _fields(data: Any) -> list[str]:
-    return sorted(str(key) for key in data) if isinstance(data, dict) else []
+    """The field names a request sent, printable and bounded (a body's keys are the client's:
+    a NUL cannot be stored in PostgreSQL text, and a message must stay readable)."""
+    if not isinstance(data, dict):
+        return []
+    names = sorted({"".join(c for c in str(key) if c.isprintable())[:100] for key in data})
+    return names[:50]
 
 
 class AuditMixin:

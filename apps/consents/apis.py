@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -97,6 +99,12 @@ class ComplianceRuleViewSet(AuditMixin, viewsets.ModelViewSet):
     serializer_class = ComplianceRuleSerializer
     audit_skip_actions = frozenset({"dry_run"})
 
+    @extend_schema(
+        request=OpenApiTypes.OBJECT,
+        responses=OpenApiTypes.OBJECT,
+        description="The sample event `{event_name, properties, context}` as the enabled rules "
+        "would store it.",
+    )
     @requires("consents.view_compliancerule")
     @action(detail=False, methods=["post"], url_path="dry-run")
     def dry_run(self, request: Request) -> Response:

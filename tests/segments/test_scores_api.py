@@ -10,6 +10,8 @@ from django.contrib.admin.models import LogEntry
 from django.test import TestCase
 
 from apps.segments.models import ProfileScore, ScoreDefinition, ScoreModelVersion, Segment
+from apps.segments.scoring import services as scoring
+from cdp.errors import DomainError
 from tests.segments.scoring_data import send_history
 from tests.users import token_client, user_with_perms
 
@@ -155,3 +157,18 @@ def test_training_needs_the_named_permission(db: None) -> None:
     assert response.status_code == 403
     assert "segments.train_scoredefinition" in _error(response)["message"]
     assert not ScoreModelVersion.objects.exists()
+
+
+def test_a_change_to_a_score_deleted_meanwhile_is_a_404(api_client: Any) -> None:
+    created = api_client.post(
+        "/api/v1/scores/", {"name": "gone_14d", "target_event": "purchase"}, format="json"
+    )
+    assert created.status_code == 201, created.content
+    definition = ScoreDefinition.objects.get(name="gone_14d")
+    ScoreDefinition.objects.filter(pk=definition.pk).delete()  # another request deleted it
+
+    with pytest.raises(DomainError) as caught:
+        scoring.score_definition_update(definition=definition, target_event="signup")
+
+    assert caught.value.status_code == 404
+    assert not ScoreDefinition.objects.filter(name="gone_14d").exists()

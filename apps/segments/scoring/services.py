@@ -5,6 +5,7 @@ and what the periodic task runs."""
 from __future__ import annotations
 
 import logging
+import zlib
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -107,6 +108,13 @@ def score_definition_update(*, definition: ScoreDefinition, **fields: Any) -> Sc
             raise DomainError(f"unknown field {name!r}", field=name)
         setattr(definition, name, value)
     with transaction.atomic():
+        # Locked first: a score deleted since it was read is a 404, not a failed save.
+        if not ScoreDefinition.objects.select_for_update().filter(pk=definition.pk).exists():
+            raise DomainError(
+                f"The score {definition.name!r} no longer exists.",
+                code="not_found",
+                status_code=404,
+            )
         _save(definition, update_fields=[*fields, "updated_at"])
     return definition
 
@@ -304,10 +312,12 @@ def _train(
     ids, matrix = _matrix(spec, as_of=cutoff, seen_before=True)
     positive = _converters(definition, cutoff=cutoff, now=now)
     labels = np.asarray([profile_id in positive for profile_id in ids], dtype=int)
-    # One seed per score: retrains at the same cutoff hold out the same profiles, so the
-    # active model is never compared on profiles it was fitted on.
-    parts = ml.split(labels, seed=definition.pk)
-    model = ml.make_model(version.model_kind, seed=definition.pk)
+    # One seed per score, from its name (not its row id, which differs between databases):
+    # retrains at the same cutoff hold out the same profiles, so the active model is never
+    # compared on profiles it was fitted on, and a training is reproducible anywhere.
+    seed = zlib.crc32(definition.name.encode())
+    parts = ml.split(labels, seed=seed)
+    model = ml.make_model(version.model_kind, seed=seed)
     ml.fit(model, matrix[parts.train], labels[parts.train])
     metrics = ml.evaluate(labels[parts.holdout], ml.predict(model, matrix[parts.holdout]))
     metrics.update(
