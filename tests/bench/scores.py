@@ -18,7 +18,8 @@ import time
 from typing import Any
 
 from tests.bench.common import django_setup, throwaway_database
-from tests.bench.segments import _IDENTITIES_SQL, _PROFILES_SQL, FILTER_TEXT
+from tests.bench.segments import FILTER_TEXT
+from tests.bench.segments import _generate as generate_rows
 
 NAME = "scores"
 
@@ -47,27 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _generate(profiles: int, events: int) -> dict[str, float]:
-    from django.db import connection, transaction
-    from django.utils import timezone
-
-    from apps.sources import services as source_services
-
-    source = source_services.source_create(name="bench scores")
-    params = {"now": timezone.now(), "profiles": profiles, "events": events, "source": source.pk}
-    took = {}
-    for name, sql in (
-        ("profiles", _PROFILES_SQL),
-        ("identities", _IDENTITIES_SQL),
-        ("events", _EVENTS_SQL),
-    ):
-        started = time.perf_counter()
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(sql, params)
-        took[name] = time.perf_counter() - started
-    with connection.cursor() as cursor:
-        # Everyone was first seen 60 days ago (the segments benchmark's profiles).
-        cursor.execute("ANALYZE profiles_profile, profiles_identity, events_event")
-    return took
+    """The segments benchmark's profiles and identities (everyone first seen 60 days ago),
+    with this benchmark's events."""
+    return generate_rows(profiles, events, events_sql=_EVENTS_SQL, source_name="bench scores")
 
 
 def _timed(fn: Any) -> tuple[Any, float]:

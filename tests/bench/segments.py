@@ -79,20 +79,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, default=7, help="timed runs of each query")
 
 
-def _generate(profiles: int, events: int) -> dict[str, float]:
-    """Profiles, identities and events in three INSERT ... SELECT generate_series statements."""
+def _generate(
+    profiles: int,
+    events: int,
+    *,
+    events_sql: str = _EVENTS_SQL,
+    source_name: str = "bench segments",
+) -> dict[str, float]:
+    """Profiles, identities and events in three INSERT ... SELECT generate_series statements
+    (another benchmark may give its own events statement)."""
     from django.db import connection, transaction
     from django.utils import timezone
 
     from apps.sources import services as source_services
 
-    source = source_services.source_create(name="bench segments")
+    source = source_services.source_create(name=source_name)
     params = {"now": timezone.now(), "profiles": profiles, "events": events, "source": source.pk}
     took = {}
     for name, sql in (
         ("profiles", _PROFILES_SQL),
         ("identities", _IDENTITIES_SQL),
-        ("events", _EVENTS_SQL),
+        ("events", events_sql),
     ):
         started = time.perf_counter()
         with transaction.atomic(), connection.cursor() as cursor:
