@@ -371,10 +371,19 @@ CDP_PROCESS_BATCH_SIZE = env.int("CDP_PROCESS_BATCH_SIZE", default=1000)
 # How many reverse proxies in front of us append to X-Forwarded-For (0: use REMOTE_ADDR).
 CDP_TRUSTED_PROXY_COUNT = env.int("CDP_TRUSTED_PROXY_COUNT", default=0)
 # Seconds a source stays cached in each web process when no change is signalled (the shared
-# cache carries changes sooner, see CDP_SOURCE_CACHE_CHECK_SECONDS).
+# cache carries changes sooner, see CDP_SHARED_VERSION_CHECK_SECONDS).
 CDP_SOURCE_CACHE_SECONDS = env.int("CDP_SOURCE_CACHE_SECONDS", default=5)
-# How often a web process checks whether any source changed (then drops its cached sources).
-CDP_SOURCE_CACHE_CHECK_SECONDS = env.float("CDP_SOURCE_CACHE_CHECK_SECONDS", default=1.0)
+# Seconds a process trusts what it keeps in memory for hot paths (sources by write key,
+# suppressions, compliance rules, workflow rules) before it reads their version tokens in the
+# shared cache again (cdp/shared_version.py): a change made in another process is seen within
+# about this delay. The older names of this setting are still read.
+CDP_SHARED_VERSION_CHECK_SECONDS = env.float(
+    "CDP_SHARED_VERSION_CHECK_SECONDS",
+    default=env.float(
+        "CDP_SOURCE_CACHE_CHECK_SECONDS",
+        default=env.float("CDP_WORKFLOW_RULES_CACHE_SECONDS", default=1.0),
+    ),
+)
 # Traits that are personal data: people operations store them as private traits, shown only
 # to users with the "view private traits" permission.
 CDP_PRIVATE_TRAITS = env.list(
@@ -398,8 +407,6 @@ CDP_WORKFLOW_TRACE_MAX_BYTES = env.int("CDP_WORKFLOW_TRACE_MAX_BYTES", default=8
 CDP_WORKFLOW_MAX_PARALLEL = env.int("CDP_WORKFLOW_MAX_PARALLEL", default=8)
 # Seconds a node may run when its action declares no timeout.
 CDP_WORKFLOW_NODE_TIMEOUT = env.float("CDP_WORKFLOW_NODE_TIMEOUT", default=30.0)
-# Seconds the compiled rules table is trusted in a worker before the version key is re-read.
-CDP_WORKFLOW_RULES_CACHE_SECONDS = env.float("CDP_WORKFLOW_RULES_CACHE_SECONDS", default=1.0)
 # Matched events per run_rules task.
 CDP_WORKFLOW_DISPATCH_CHUNK = env.int("CDP_WORKFLOW_DISPATCH_CHUNK", default=100)
 # Seconds a claimed run may stay running before the redispatch task takes its worker for lost

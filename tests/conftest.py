@@ -19,6 +19,7 @@ from apps.sources import selectors as source_selectors
 from apps.sources.models import EventSource
 from cdp.celery import app as celery_app
 from cdp.queues import queue_names
+from cdp.shared_version import forget_all
 from tests.clients import TrackingClient, broker_pools_closed, broker_pools_reset
 from tests.factories import source_make, user_make
 from tests.users import token_client
@@ -54,6 +55,7 @@ def _isolated_state() -> Iterator[None]:
     conf.task_always_eager = True
     conf.task_eager_propagates = True
     cache.clear()
+    forget_all()  # the versions held from the previous test's cache
     source_selectors.source_cache_clear()
     yield
     # Ids a test left with the background dispatcher are published now, not in a later test.

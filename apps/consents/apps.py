@@ -71,11 +71,18 @@ def _watch_rule_changes() -> None:
     def changed(**kwargs: Any) -> None:
         compliance_rules_changed()
 
+    # weak=False: `changed` is local to this function, so a weak reference (the default)
+    # would let it be collected and the signals would call nothing.
     for model in (ComplianceRule, ConsentType):
-        post_save.connect(changed, sender=model, dispatch_uid=f"consents-rules-{model.__name__}")
+        post_save.connect(
+            changed, sender=model, weak=False, dispatch_uid=f"consents-rules-{model.__name__}"
+        )
         post_delete.connect(
-            changed, sender=model, dispatch_uid=f"consents-rules-del-{model.__name__}"
+            changed, sender=model, weak=False, dispatch_uid=f"consents-rules-del-{model.__name__}"
         )
     m2m_changed.connect(
-        changed, sender=ComplianceRule.consent_types.through, dispatch_uid="consents-rules-m2m"
+        changed,
+        sender=ComplianceRule.consent_types.through,
+        weak=False,
+        dispatch_uid="consents-rules-m2m",
     )

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,6 +24,7 @@ from apps.consents.models import ConsentChannel, ConsentType
 from apps.events.hooks import Dropped, GateOutcome, event_reserialize
 from apps.events.incoming import IncomingEvent
 from apps.sources.models import EventSource
+from cdp.shared_version import SharedVersion
 
 logger = logging.getLogger(__name__)
 
@@ -214,7 +214,9 @@ def _enforce_any(
 # --- compliance ---------------------------------------------------------------------------------
 
 
-RULES_VERSION_KEY = "consents:compliance-rules-version"
+# Compiled once per process while this version is unchanged (a change made by another process
+# is seen within CDP_SHARED_VERSION_CHECK_SECONDS).
+RULES_VERSION = SharedVersion("consents:compliance-rules-version")
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,22 +233,7 @@ _compiled: dict[str, Any] = {"stamp": None, "rules": []}
 def compliance_rules_changed() -> None:
     """Rules or consent types changed: every process compiles the rules again on its next
     batch (the version lives in the shared cache)."""
-    try:
-        cache.set(RULES_VERSION_KEY, uuid.uuid4().hex, timeout=None)
-    except Exception:
-        logger.warning("Could not publish a compliance rules change to the cache")
-    _compiled["stamp"] = None
-
-
-def _rules_version() -> str | None:
-    try:
-        version = cache.get(RULES_VERSION_KEY)
-        if version is None:
-            cache.add(RULES_VERSION_KEY, uuid.uuid4().hex, timeout=None)
-            version = cache.get(RULES_VERSION_KEY)
-    except Exception:
-        return None
-    return version
+    RULES_VERSION.changed()
 
 
 def compile_rules(rules: list[Any]) -> list[CompiledRule]:
@@ -271,7 +258,7 @@ def compile_rules(rules: list[Any]) -> list[CompiledRule]:
 
 def compliance_rules_compiled() -> list[CompiledRule]:
     """The enabled rules, compiled; kept in this process until the shared version changes."""
-    version = _rules_version()
+    version = RULES_VERSION.token()
     stamp = (version, settings.CDP_HASH_SECRET)
     if version is not None and _compiled["stamp"] == stamp:
         return list(_compiled["rules"])

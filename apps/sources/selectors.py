@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 
 from django.conf import settings
-from django.core.cache import cache
 
 from apps.sources.models import EventSource
-
-logger = logging.getLogger(__name__)
+from cdp.shared_version import SharedVersion
 
 # write_key -> (expires_at, source or None). Hot path: every tracking request looks its key up.
 _by_write_key: dict[str, tuple[float, EventSource | None]] = {}
 _MAX_CACHED = 10_000
-# A change to any source (admin, API, rotation) bumps this counter in the shared cache; each
-# process reads it at most every CDP_SOURCE_CACHE_CHECK_SECONDS and drops its cached sources
-# when it moved, so a change reaches every web process within about that delay.
-GENERATION_KEY = "cdp:sources:generation"
-_generation: dict[str, float | int | None] = {"value": None, "checked_at": 0.0}
+# A change to any source (admin, API, rotation) moves this version; each process drops its
+# cached sources when it sees it move (within CDP_SHARED_VERSION_CHECK_SECONDS). With the cache
+# down, entries still expire after CDP_SOURCE_CACHE_SECONDS.
+SOURCES_VERSION = SharedVersion("cdp:sources:version")
+_seen: dict[str, str | None] = {"token": None}
 
 
 def source_get_for_write_key(
@@ -28,9 +25,11 @@ def source_get_for_write_key(
 ) -> EventSource | None:
     """The enabled or disabled source with this key, or None; cached (see above). `lookup`
     reads the source some other way (by id) under the same cache and invalidation."""
+    token = SOURCES_VERSION.token()
+    if token != _seen["token"]:
+        _by_write_key.clear()
+        _seen["token"] = token
     now = time.monotonic()
-    if now - (_generation["checked_at"] or 0.0) >= settings.CDP_SOURCE_CACHE_CHECK_SECONDS:
-        _check_generation(now)
     cached = _by_write_key.get(write_key)
     if cached is not None and cached[0] > now:
         return cached[1]
@@ -42,18 +41,6 @@ def source_get_for_write_key(
         _by_write_key.clear()
     _by_write_key[write_key] = (now + settings.CDP_SOURCE_CACHE_SECONDS, source)
     return source
-
-
-def _check_generation(now: float) -> None:
-    _generation["checked_at"] = now
-    try:
-        value = cache.get(GENERATION_KEY)
-    except Exception:  # the cache is down: the entries still expire after their TTL
-        logger.warning("Shared cache unavailable; cached sources expire on their TTL only")
-        return
-    if value != _generation["value"]:
-        _by_write_key.clear()
-        _generation["value"] = value
 
 
 def source_get_for_id(source_id: str) -> EventSource | None:
@@ -68,7 +55,7 @@ def source_get_for_id_cached(source_id: str) -> EventSource | None:
 def source_cache_clear(write_key: str | None = None) -> None:
     if write_key is None:
         _by_write_key.clear()
-        _generation["checked_at"] = 0.0
+        SOURCES_VERSION.forget()
     else:
         _by_write_key.pop(write_key, None)
         # Entries cached by id hold the same source: drop them too.

@@ -3,7 +3,6 @@
 import logging
 from typing import Any
 
-from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
@@ -90,16 +89,12 @@ def source_set_bridge(
 
 def source_cache_changed(*, write_keys: list[str] | None = None) -> None:
     """A source changed (saved, deleted, its key rotated): drop it from this process's cache
-    now and tell the other processes (they check every CDP_SOURCE_CACHE_CHECK_SECONDS)."""
+    now and tell the other processes (they check every CDP_SHARED_VERSION_CHECK_SECONDS)."""
     if write_keys is None:
         selectors.source_cache_clear()
     for key in write_keys or []:
         selectors.source_cache_clear(key)
-    try:
-        if not cache.add(selectors.GENERATION_KEY, 1, timeout=None):
-            cache.incr(selectors.GENERATION_KEY)
-    except Exception:  # the cache is down: the other processes' entries expire on their TTL
-        logger.warning("Shared cache unavailable; other processes see the change on expiry")
+    selectors.SOURCES_VERSION.changed()
 
 
 INTERNAL_SOURCE_NAME = "Internal events"

@@ -1,9 +1,9 @@
 """Matching processed events to routing rules, over a rules table cached in each process.
 
 The table (enabled rules of published workflows, indexed by event name) is kept in process
-memory and trusted for CDP_WORKFLOW_RULES_CACHE_SECONDS; after that, one cache read of a version
-key tells whether it changed. Any change to a rule or a workflow's published version bumps the
-key (after its commit), so every worker reloads within that time.
+memory while its shared version (cdp/shared_version.py) is unchanged. Any change to a rule or a
+workflow's published version moves the version (after its commit), so every worker reloads
+within CDP_SHARED_VERSION_CHECK_SECONDS.
 
 Matching during processing is by event name and source only (dictionary lookups). A rule's
 condition (the filter language, scope "event") is evaluated by the worker that runs the
@@ -15,22 +15,17 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-import uuid
 from dataclasses import dataclass, field
-
-from django.conf import settings
-from django.core.cache import cache
-from django.db import transaction
 
 from apps.events.incoming import IncomingEvent
 from apps.events.models import Event
 from apps.segments.filtering import Filter, FilterError, parse_filter
 from apps.workflows.models import Rule
+from cdp.shared_version import SharedVersion
 
 logger = logging.getLogger(__name__)
 
-VERSION_KEY = "workflows:rules:version"
+RULES_VERSION = SharedVersion("workflows:rules:version")
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,41 +110,23 @@ class _Memo:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.version: str | None = None
-        self.checked = 0.0
         self.table: RulesTable | None = None
 
 
 _memo = _Memo()
 
 
-def _current_version() -> str:
-    version = cache.get(VERSION_KEY)
-    if version is None:
-        version = uuid.uuid4().hex
-        # add: two processes racing here agree on one value.
-        if not cache.add(VERSION_KEY, version, None):
-            version = cache.get(VERSION_KEY) or version
-    return str(version)
-
-
 def rules_table() -> RulesTable:
-    """The rules table, from process memory while the version key is unchanged."""
-    now = time.monotonic()
+    """The rules table, from process memory while its shared version is unchanged."""
+    version = RULES_VERSION.token()
     table = _memo.table
-    if table is not None and now - _memo.checked < settings.CDP_WORKFLOW_RULES_CACHE_SECONDS:
+    if table is not None and version is not None and version == _memo.version:
         return table
     with _memo.lock:
-        version = _current_version()
-        if _memo.table is None or version != _memo.version:
+        if _memo.table is None or version is None or version != _memo.version:
             _memo.table = _load()
             _memo.version = version
-        _memo.checked = time.monotonic()
         return _memo.table
-
-
-def _bump() -> None:
-    cache.set(VERSION_KEY, uuid.uuid4().hex, None)
-    rules_cache_clear()
 
 
 def rules_cache_clear() -> None:
@@ -160,6 +137,7 @@ def rules_cache_clear() -> None:
 
 
 def rules_invalidate() -> None:
-    """Rules or published versions changed: every process reloads after the commit."""
+    """Rules or published versions changed: this process reloads now, the others after the
+    commit."""
     rules_cache_clear()
-    transaction.on_commit(_bump)
+    RULES_VERSION.changed()

@@ -119,6 +119,7 @@ def production_env(database_url: str, redis_url: str) -> dict[str, str]:
         DEBUG="0",
         SECRET_KEY=secrets.token_urlsafe(50),
         CDP_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
+        CDP_HASH_SECRET=secrets.token_urlsafe(32),
         ALLOWED_HOSTS="127.0.0.1,localhost",
         DATABASE_URL=database_url,
         REDIS_URL=redis_url,

@@ -106,11 +106,7 @@ def run(args: argparse.Namespace, database_url: str, redis_url: str) -> dict[str
     from apps.sources import services as source_services
 
     source = source_services.source_create(name="bench", rate_limit_per_second=0)
-    from cryptography.fernet import Fernet
-
     env = production_env(database_url, redis_url)
-    # Production refuses to start without the key for secrets at rest.
-    env.setdefault("CDP_ENCRYPTION_KEYS", Fernet.generate_key().decode())
     total = args.events
     rates: dict[str, list[float]] = {"direct": [], "sdk": [], "sdk_plain": [], "calls": []}
     with gunicorn(env, args.workers) as port:

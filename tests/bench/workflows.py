@@ -93,7 +93,7 @@ def _rules_enabled(rules: list[Any], enabled: bool) -> None:
     for rule in rules:
         services.rule_update(rule=rule, enabled=enabled)
     # Workers trust their cached table this long before reading the version key again.
-    time.sleep(settings.CDP_WORKFLOW_RULES_CACHE_SECONDS + 0.5)
+    time.sleep(settings.CDP_SHARED_VERSION_CHECK_SECONDS + 0.5)
 
 
 def _ingest(source_id: str, events: int, people: int, tag: str) -> None:

@@ -193,3 +193,22 @@ def test_admin_dry_run_on_a_sample_event(client):
     assert "&quot;k&quot;: 2" in result
     bad = client.post("/admin/consents/compliancerule/dry-run/", {"sample": "[1,"})
     assert "Not JSON" in bad.content.decode()
+
+
+def test_a_rule_saved_while_the_process_runs_applies_to_its_next_event(tracker):
+    """The compiled rules are kept per process: saving a rule (as the admin does, a plain
+    save) makes the next event use it, with no restart and no cache flush."""
+    ok = {"event_name": "signed_up", "distinct_id": "r-1", "properties": {"email": RAW_EMAIL}}
+    tracker.post({**ok, "message_id": "before"})  # rules compiled: none
+    made = rule("properties.email", "remove")
+    tracker.post({**ok, "message_id": "after"})
+    made.action = "mask"
+    made.save()
+    tracker.post({**ok, "message_id": "changed"})
+    made.delete()
+    tracker.post({**ok, "message_id": "deleted"})
+
+    assert stored("before").properties == {"email": RAW_EMAIL}
+    assert stored("after").properties == {}
+    assert stored("changed").properties == {"email": mask_value(RAW_EMAIL)}
+    assert stored("deleted").properties == {"email": RAW_EMAIL}

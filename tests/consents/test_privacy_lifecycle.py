@@ -258,12 +258,14 @@ def test_without_a_cache_the_gate_asks_the_database(
     source: Any, django_capture_on_commit_callbacks: Any, monkeypatch: Any
 ) -> None:
     from apps.consents.privacy import suppression
+    from cdp import shared_version
 
     _create("suppress", "ann-42", django_capture_on_commit_callbacks)
 
     def down(*args: Any, **kwargs: Any) -> Any:
         raise ConnectionError("cache down")
 
-    monkeypatch.setattr(suppression.cache, "get", down)
+    monkeypatch.setattr(shared_version.cache, "get", down)
+    suppression.SUPPRESSIONS_VERSION.forget()  # read the (unreachable) cache at the next use
     assert _gate("ann-42", source) == ["suppressed"]
     assert _gate("bob-7", source) == []

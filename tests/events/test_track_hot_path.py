@@ -184,11 +184,11 @@ def test_a_change_made_by_another_process_reaches_this_one_through_the_shared_ca
     source: EventSource, tracker: TrackingClient, settings: Any
 ) -> None:
     settings.CDP_SOURCE_CACHE_SECONDS = 3600  # only the signal can refresh it
-    settings.CDP_SOURCE_CACHE_CHECK_SECONDS = 0
+    settings.CDP_SHARED_VERSION_CHECK_SECONDS = 0
     ok(tracker.post(event(message_id="m1")))
-    # Another process disables the source: the row changes, its services bump the generation
-    # (this process's own cache entry is left alone, as it would be).
+    # Another process disables the source: the row changes, its services move the shared
+    # version (this process's own cache entry is left alone, as it would be).
     EventSource.objects.filter(pk=source.pk).update(enabled=False)
     ok(tracker.post(event(message_id="m2")))  # still cached here
-    cache.incr(source_selectors.GENERATION_KEY)
+    cache.set(source_selectors.SOURCES_VERSION.key, "moved by another process")
     error(tracker.post(event(message_id="m3")), 401, "source_disabled")

@@ -48,7 +48,7 @@ def test_the_queries_of_a_batch_do_not_grow_with_its_events(stored: Any, setting
     number of queries: every step works on the batch, not on each event."""
     # The routing rules table is re-read from the cache when its memo is this old: not
     # during this test (the warm-up reads it), however slow the machine.
-    settings.CDP_WORKFLOW_RULES_CACHE_SECONDS = 3600
+    settings.CDP_SHARED_VERSION_CHECK_SECONDS = 3600
     _process(stored, 1, "warm-up")  # caches filled once per process (group types, ...)
     one = _process(stored, 1, "one")
     twenty = _process(stored, 20, "twenty")

@@ -122,27 +122,29 @@ def test_rule_changes_invalidate_the_cached_table(tracker: Any) -> None:
     assert ran(workflow) == ["a", "c", "f"]
 
 
-@override_settings(CDP_WORKFLOW_RULES_CACHE_SECONDS=3600)
+@override_settings(CDP_SHARED_VERSION_CHECK_SECONDS=3600)
 def test_other_processes_see_changes_through_the_version_key(
-    db: None, monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks: Any
+    db: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     workflow = logger_workflow("w")
     table = matching.rules_table()
     assert table.empty
-    # Another process adds a rule: this one's table is trusted until the key is read again.
-    with (
-        monkeypatch.context() as patch,
-        django_capture_on_commit_callbacks(execute=True),  # its commit bumps the version key
-    ):
-        patch.setattr(matching, "rules_cache_clear", lambda: None)  # not this process's memory
+    # Another process adds a rule and publishes a new version: this one's table is trusted
+    # until it reads the version again.
+    with monkeypatch.context() as patch:  # not this process's memory nor its local version
+        patch.setattr(matching, "rules_cache_clear", lambda: None)
+        patch.setattr(matching.RULES_VERSION, "changed", lambda: None)
         route(workflow, "signup")
+    cache.set(matching.RULES_VERSION.key, "published by another process")
     assert matching.rules_table() is table
-    with override_settings(CDP_WORKFLOW_RULES_CACHE_SECONDS=0):
+    with override_settings(CDP_SHARED_VERSION_CHECK_SECONDS=0):
         assert not matching.rules_table().empty
     # A version key lost from the cache (eviction) also forces a reload.
-    cache.delete(matching.VERSION_KEY)
-    with override_settings(CDP_WORKFLOW_RULES_CACHE_SECONDS=0):
-        assert not matching.rules_table().empty
+    cache.delete(matching.RULES_VERSION.key)
+    with override_settings(CDP_SHARED_VERSION_CHECK_SECONDS=0):
+        fresh = matching.rules_table()
+        assert not fresh.empty
+        assert fresh is not table
 
 
 def test_a_new_published_version_is_used_by_the_next_run(tracker: Any) -> None:

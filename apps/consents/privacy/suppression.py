@@ -13,17 +13,16 @@ import logging
 import secrets
 import threading
 import time
-import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from django.core.cache import cache
 from django.db import IntegrityError, transaction
 
 from apps.consents.models import PrivacyRequest, Suppression, SuppressionKey
 from apps.events.hooks import Dropped, GateOutcome
 from apps.events.incoming import IncomingEvent
 from apps.sources.models import EventSource
+from cdp.shared_version import SharedVersion
 
 GATE_NAME = "suppression"
 # Before consent enforcement and compliance rules: a suppressed person's events go no further.
@@ -35,11 +34,12 @@ SUPPRESSED_MESSAGE = (
 )
 # The other ids an identity event carries (identify's anonymous id, alias's new id).
 _LINKED_ID_PROPERTIES = ("$anonymous_id", "alias")
-# Every process keeps the set of tombstones, checked against a version token in the cache (one
-# cache read per batch, no database query while nothing changed). Past this many tombstones
-# each batch asks the database instead; a snapshot is re-read after SNAPSHOT_SECONDS whatever
-# the token says (a change whose token write failed, the cache being down, is seen by then).
-VERSION_KEY = "consents:suppressions:version"
+# Every process keeps the set of tombstones while their shared version is unchanged (no cache
+# read nor database query per batch; another process's change is seen within
+# CDP_SHARED_VERSION_CHECK_SECONDS). Past this many tombstones each batch asks the database
+# instead; a snapshot is re-read after SNAPSHOT_SECONDS whatever the token says (a change whose
+# token write failed is seen by then).
+SUPPRESSIONS_VERSION = SharedVersion("consents:suppressions:version")
 MAX_CACHED = 100_000
 SNAPSHOT_SECONDS = 60.0
 
@@ -80,30 +80,9 @@ def digest(distinct_id: str) -> str:
     return hmac.new(_key(), distinct_id.encode(), hashlib.sha256).hexdigest()
 
 
-def _token() -> str | None:
-    """The version token of the tombstones (made if the cache has none); None when the cache
-    can't be read."""
-    try:
-        token = cache.get(VERSION_KEY)
-        if token is None:
-            cache.add(VERSION_KEY, uuid.uuid4().hex, timeout=None)
-            token = cache.get(VERSION_KEY)
-    except Exception as exc:  # redis-py and the cache backends raise many kinds
-        logger.warning("Suppression cache unavailable, asking the database (%s)", exc)
-        return None
-    return token if isinstance(token, str) else None
-
-
 def _changed() -> None:
-    """After the commit: every process re-reads the tombstones at its next batch."""
-
-    def bump() -> None:
-        try:
-            cache.set(VERSION_KEY, uuid.uuid4().hex, timeout=None)
-        except Exception as exc:  # seen within SNAPSHOT_SECONDS anyway
-            logger.warning("Could not publish a suppression change to the cache (%s)", exc)
-
-    transaction.on_commit(bump)
+    """Every process re-reads the tombstones at its next batch after the commit."""
+    SUPPRESSIONS_VERSION.changed()
 
 
 def suppressed_digests() -> frozenset[str] | None:
@@ -111,7 +90,7 @@ def suppressed_digests() -> frozenset[str] | None:
     (read after the token, so that a change committed later changes the token again). None
     when the cache is down or there are too many to keep: ask the database per batch."""
     global _snapshot
-    token = _token()
+    token = SUPPRESSIONS_VERSION.token()
     if token is None:
         return None
     current = _snapshot
