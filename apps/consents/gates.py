@@ -222,9 +222,10 @@ RULES_VERSION = SharedVersion("consents:compliance-rules-version")
 @dataclass(frozen=True, slots=True)
 class CompiledRule:
     event_name: str
-    routes: tuple[tuple[str, ...], ...]
     types: tuple[ConsentType, ...]
-    transform: compliance.Transform
+    # One per route of the path: (whether it starts at properties, else at context, the
+    # function that applies the action under that root).
+    appliers: tuple[tuple[bool, compliance.Applier], ...]
 
 
 _compiled: dict[str, Any] = {"stamp": None, "rules": []}
@@ -245,12 +246,16 @@ def compile_rules(rules: list[Any]) -> list[CompiledRule]:
         except compliance.PathError:
             logger.warning("Compliance rule %s has a bad path %r: skipped", rule.pk, rule.path)
             continue
+        transform = compliance.transform_for(rule.action, secret)
         compiled.append(
             CompiledRule(
                 event_name="" if rule.event_name == "*" else rule.event_name,
-                routes=path.routes,
                 types=tuple(rule.consent_types.all()),
-                transform=compliance.transform_for(rule.action, secret),
+                # Every route starts at properties or context (path_compile).
+                appliers=tuple(
+                    (route[0] == "properties", compliance.path_applier(route[1:], transform))
+                    for route in path.routes
+                ),
             )
         )
     return compiled
@@ -284,8 +289,8 @@ def compliance_apply(*, rules: list[CompiledRule], events: list[IncomingEvent]) 
     )
     now = timezone.now()
     # The rules that apply depend only on the event's name and its person's consents: worked
-    # out once per (name, person) of the batch, not once per event.
-    applying: dict[tuple[str, str], list[CompiledRule]] = {}
+    # out once per (name, person) of the batch, not once per event, as a flat list of appliers.
+    applying: dict[tuple[str, str], list[tuple[bool, compliance.Applier]]] = {}
     changed = 0
     for event in events:
         name = event.event_name
@@ -296,24 +301,23 @@ def compliance_apply(*, rules: list[CompiledRule], events: list[IncomingEvent]) 
         if todo is None:
             person = decisions.get(event.distinct_id)
             todo = applying[key] = [
-                rule
+                applier
                 for rule in rules
                 if (not rule.event_name or rule.event_name == name)
                 and not (
                     rule.types and all(selectors.consent_holds(t, person, now) for t in rule.types)
                 )
+                for applier in rule.appliers
             ]
         if not todo:
             continue
         properties = context = False
-        for rule in todo:
-            for route in rule.routes:
-                # Every route starts at properties or context (path_compile).
-                if route[0] == "properties":
-                    if compliance.apply_path(event.properties, route[1:], rule.transform):
-                        properties = True
-                elif compliance.apply_path(event.context, route[1:], rule.transform):
-                    context = True
+        for in_properties, apply in todo:
+            if in_properties:
+                if apply(event.properties):
+                    properties = True
+            elif apply(event.context):
+                context = True
         if properties or context:
             event_reserialize(event, properties=properties, context=context)
             changed += 1

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.db import connection
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
@@ -43,6 +44,14 @@ class Decision:
         return self.granted and (self.expires_at is None or self.expires_at > now)
 
 
+_DECISIONS_SQL = f"""
+SELECT identity.distinct_id, consent.consent_type_id, consent.granted, consent.expires_at
+FROM {Identity._meta.db_table} AS identity
+JOIN {ProfileConsent._meta.db_table} AS consent ON consent.profile_id = identity.profile_id
+WHERE identity.distinct_id = ANY(%s) AND consent.consent_type_id = ANY(%s)
+"""  # noqa: S608 - table names from the models, values as parameters
+
+
 def decisions_for_distinct_ids(
     distinct_ids: Iterable[str], type_ids: Iterable[int]
 ) -> dict[str, dict[int, Decision]]:
@@ -51,13 +60,24 @@ def decisions_for_distinct_ids(
     ids, types = list(set(distinct_ids)), list(set(type_ids))
     if not ids or not types:
         return {}
-    rows = (
-        ProfileConsent.objects.filter(
-            profile__identities__distinct_id__in=ids, consent_type_id__in=types
+    rows: Iterable[tuple[str, int, bool, datetime | None]]
+    if connection.vendor == "postgresql":
+        # Every ingest batch asks this while a compliance rule needs a consent: one statement
+        # of constant text with two array parameters, joining identities to consents directly
+        # (the ORM's form joins profiles too and costs about three times as much to plan).
+        with connection.cursor() as cursor:
+            cursor.execute(_DECISIONS_SQL, [ids, types])
+            rows = cursor.fetchall()
+    else:
+        rows = (
+            ProfileConsent.objects.filter(
+                profile__identities__distinct_id__in=ids, consent_type_id__in=types
+            )
+            .values_list(
+                "profile__identities__distinct_id", "consent_type_id", "granted", "expires_at"
+            )
+            .order_by()
         )
-        .values_list("profile__identities__distinct_id", "consent_type_id", "granted", "expires_at")
-        .order_by()
-    )
     found: dict[str, dict[int, Decision]] = {}
     for distinct_id, type_id, granted, expires_at in rows:
         found.setdefault(distinct_id, {})[type_id] = Decision(granted, expires_at)
