@@ -15,14 +15,13 @@ from apps.profiles import urls as profile_urls
 from apps.segments import urls as segment_urls
 from apps.sources import urls as source_urls
 from apps.workflows import urls as workflow_urls
+from cdp import tracking_urls
 from cdp.health import healthz, readyz
 
 handler500 = "cdp.outage.server_error"
 
 urlpatterns = [
-    *event_urls.tracking_urlpatterns,
-    *profile_urls.tracking_urlpatterns,
-    *consent_urls.tracking_urlpatterns,
+    *tracking_urls.urlpatterns,
     path("api/v1/", include(event_urls.api_urlpatterns)),
     path("api/v1/", include(source_urls.api_urlpatterns)),
     path("api/v1/", include(profile_urls.api_urlpatterns)),

@@ -48,9 +48,21 @@ SELECT * FROM unnest(
 ON CONFLICT (source_id, message_id) DO NOTHING
 RETURNING id
 """  # noqa: S608 - table and column names are constants
-# The same insert for several requests at once (apps/events/groupcommit.py): each new row says
-# whose it is.
-PG_INSERT_RETURNING_KEYS = _PG_INSERT.replace("RETURNING id", "RETURNING id, source_id, message_id")
+# The insert of the requests a web process groups into one commit (apps/events/groupcommit.py):
+# the rows as one JSON array (a single parameter, so one prepared statement whatever their
+# number, and properties and context embedded as the JSON text they already are); each new row
+# says whose it is.
+PG_INSERT_JSON_ROWS = f"""
+INSERT INTO {_TABLE} ({", ".join(_COLUMNS)})
+SELECT {", ".join(_COLUMNS)}
+FROM jsonb_to_recordset(%s::jsonb) AS incoming(
+    source_id uuid, message_id text, event_name text, distinct_id text, category text,
+    timestamp timestamptz, received_at timestamptz, properties jsonb, context jsonb,
+    session_key text, platform boolean, personless boolean
+)
+ON CONFLICT (source_id, message_id) DO NOTHING
+RETURNING id, source_id, message_id
+"""  # noqa: S608 - table and column names are constants
 
 # For the rest of the ingest transaction only (is_local): a locked or stalled events table
 # fails the request fast (503, the client retries) instead of holding a web worker.
