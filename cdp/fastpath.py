@@ -30,8 +30,15 @@ class TrackingFastPathMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
         self.resolver = get_resolver(TRACKING_URLCONF)
+        # The first segments of the tracking paths ("api", "v1", "track", ...): any other
+        # path (pages, health checks, the admin) goes on without being resolved here.
+        self.first_segments = frozenset(
+            str(pattern.pattern).split("/", 1)[0] for pattern in self.resolver.url_patterns
+        )
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path_info[1:].split("/", 1)[0] not in self.first_segments:
+            return self.get_response(request)
         try:
             match = self.resolver.resolve(request.path_info)
         except Resolver404:

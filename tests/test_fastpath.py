@@ -7,12 +7,13 @@ from typing import Any
 
 import pytest
 from django.db import OperationalError
-from django.test import Client
+from django.http import HttpResponse
+from django.test import Client, RequestFactory
 from django.urls import get_resolver
 
 from apps.events.models import Event
 from apps.sources.models import EventSource
-from cdp.fastpath import TRACKING_URLCONF
+from cdp.fastpath import TRACKING_URLCONF, TrackingFastPathMiddleware
 from tests.clients import TrackingClient
 from tests.events.track_helpers import event, ok
 
@@ -23,6 +24,10 @@ def test_every_tracking_endpoint_is_served_by_the_fast_path_and_nothing_else_is(
     fast = {p.name for p in get_resolver(TRACKING_URLCONF).url_patterns}
     assert {"track", "segmentio-batch", "identify", "people", "consent"} <= fast
     assert not fast & {"healthz", "readyz", "login", "schema"}
+    middleware = TrackingFastPathMiddleware(lambda request: HttpResponse("full stack"))
+    factory = RequestFactory()
+    for path in ("/healthz", "/api/v1/events/", "/admin/", "/", "/api/trackx"):
+        assert middleware(factory.get(path)).content == b"full stack", path
 
 
 def test_tracking_answers_keep_the_security_headers(source: EventSource) -> None:

@@ -45,6 +45,9 @@ logger = logging.getLogger(__name__)
 
 # Events one statement carries at most: the requests of a burst, not an unbounded document.
 MAX_EVENTS_PER_STATEMENT = 2000
+# Seconds a queued request waits past the ingest timeout (CDP_INGEST_DB_TIMEOUT_MS) before it
+# gives up with a 503: the leader's statement gives up by then, or it is stuck.
+WAIT_MARGIN_SECONDS = 10.0
 # Django's error classes by psycopg's, most specific first (as Django's own wrapper maps them).
 _ERROR_NAMES = (
     "DataError",
@@ -120,6 +123,7 @@ class GroupWriter:
         self._writing = False
         self._pid = os.getpid()
         self._conn: psycopg.Connection[Any] | None = None
+        self._cursor: psycopg.Cursor[Any] | None = None
         self._timeout_ms: int | None = None
         self.statements = 0  # statements sent, for the query-count test
 
@@ -134,11 +138,18 @@ class GroupWriter:
             self._writing = True
         # The statement gives up after the ingest timeout; a connect after the connect
         # timeout: past both (and a margin) the leader is stuck, and the client retries.
-        wait = (settings.CDP_INGEST_DB_TIMEOUT_MS or 30_000) / 1000 + 10
+        wait = (settings.CDP_INGEST_DB_TIMEOUT_MS or 30_000) / 1000 + WAIT_MARGIN_SECONDS
         while not job.done:
             if job.lead:
                 self._lead()
             elif not job.wake.acquire(timeout=wait):
+                with self._lock:
+                    if job.lead or job.done:  # woken just now
+                        continue
+                    # Never leave a job nobody waits for in the queue: the leadership would
+                    # be handed to it, and every later request would wait for nothing.
+                    if job in self._queue:
+                        self._queue.remove(job)
                 raise db.OperationalError("The ingest writer did not answer in time")
         if job.error is not None:
             raise job.error
@@ -222,11 +233,11 @@ class GroupWriter:
                 job.wake.release()
 
     def _insert(self, events: list[IncomingEvent]) -> list[tuple[int, Any, str]]:
-        conn = self._connection()
+        cursor = self._connection_cursor()
         timeout = settings.CDP_INGEST_DB_TIMEOUT_MS
         if timeout != self._timeout_ms:
             # For this connection's session: it serves nothing but this insert.
-            conn.execute(
+            cursor.execute(
                 "SELECT set_config('lock_timeout', %s, false), "
                 "set_config('statement_timeout', %s, false)",
                 [f"{timeout}ms", f"{timeout}ms"],
@@ -234,18 +245,21 @@ class GroupWriter:
             self._timeout_ms = timeout
             self.statements += 1
         # Autocommit: the server commits before it answers, so the rows read here are durable.
-        cursor = conn.execute(PG_INSERT_JSON_ROWS, [_rows_json(events)], prepare=True)
+        cursor.execute(PG_INSERT_JSON_ROWS, [_rows_json(events)], prepare=True)
         self.statements += 1
         return cursor.fetchall()
 
-    def _connection(self) -> psycopg.Connection[Any]:
-        if self._conn is None or self._conn.closed:
+    def _connection_cursor(self) -> psycopg.Cursor[Any]:
+        """The connection's one cursor, reused by every insert (a cursor costs a little to
+        make, and this runs once per request)."""
+        if self._conn is None or self._conn.closed or self._cursor is None:
             params = connection.get_connection_params()
             for key in ("cursor_factory", "context", "prepare_threshold", "server_side_binding"):
                 params.pop(key, None)
             self._conn = psycopg.connect(**params, autocommit=True)
+            self._cursor = self._conn.cursor()
             self._timeout_ms = None
-        return self._conn
+        return self._cursor
 
     def _close_connection(self) -> None:
         if self._conn is not None:
@@ -254,6 +268,7 @@ class GroupWriter:
             except psycopg.Error:  # already broken: nothing to release
                 logger.debug("Closing a broken ingest connection", exc_info=True)
             self._conn = None
+            self._cursor = None
 
 
 _writer = GroupWriter()

@@ -14,7 +14,7 @@ from django.core.cache import cache
 from django.db import connection
 from django.test import Client
 
-from apps.events import dispatch
+from apps.events import dispatch, groupcommit
 from apps.events.groupcommit import group_writer
 from apps.events.models import Event
 from apps.pipeline.tasks import process_events
@@ -145,6 +145,32 @@ def test_requests_waiting_on_an_insert_share_the_next_one_and_each_gets_its_answ
     assert sum(b["duplicates"] for b in bodies) == 1
     stored = Event.objects.filter(event_name="clicked").values_list("message_id", flat=True)
     assert sorted(stored) == [f"m{i}" for i in range(8)]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_request_that_gave_up_waiting_does_not_stall_the_ones_after_it(
+    source: EventSource, writer: Any, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A queued request that times out leaves the queue: the leadership is never handed to a
+    request nobody waits for (which would leave every later request waiting)."""
+    settings.CDP_INGEST_DB_TIMEOUT_MS = 5000
+    monkeypatch.setattr(groupcommit, "WAIT_MARGIN_SECONDS", -4.5)  # queued requests wait 0.5 s
+    with other_session() as other, other_session() as watcher:
+        other.execute("LOCK TABLE events_event IN SHARE MODE")
+        first, first_threads = _post_in_threads(source.write_key, [event("first", "u1")])
+        wait_for(lambda: _inserts_waiting_on_a_lock(watcher) == 1)
+        queued, queued_threads = _post_in_threads(source.write_key, [event("queued", "u2")])
+        for thread in queued_threads:
+            thread.join(10)
+        error(queued[0], 503, "storage_unavailable")
+        other.rollback()
+    for thread in first_threads:
+        thread.join(10)
+    ok(first[0])
+    after = TrackingClient(Client(), source.write_key).post(event("after", message_id="a"))
+    ok(after)
+    assert sorted(Event.objects.values_list("event_name", flat=True)) == ["after", "first"]
 
 
 @pytest.mark.postgres
