@@ -80,14 +80,12 @@ def hash_secret() -> bytes:
     return secret.encode()
 
 
-def hash_value(value: Any, secret: bytes) -> str:
-    """HMAC-SHA256 of the value under the install's secret (text as it is, anything else as
-    its JSON), as hex: the same value always hashes the same, so hashed ids still join."""
-    return _hasher(secret)(value)
+def _hasher(secret: bytes) -> Callable[[Any], Any]:
+    """The hash action: HMAC-SHA256 of a value under the install's secret (text as it is,
+    anything else as its JSON), as hex, so the same value always hashes the same and hashed
+    ids still join; null stays null.
 
-
-def _hasher(secret: bytes) -> Callable[[Any], str]:
-    """HMAC-SHA256 (RFC 2104) with the key's inner and outer pads hashed once: each value then
+    HMAC-SHA256 (RFC 2104) with the key's inner and outer pads hashed once: each value then
     costs two copies of a SHA-256 state, about half of what `hmac.new(...).copy()` does (this
     runs on every hashed value of every event)."""
     block = hashlib.sha256().block_size
@@ -96,7 +94,9 @@ def _hasher(secret: bytes) -> Callable[[Any], str]:
     inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
     outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
 
-    def hash_one(value: Any) -> str:
+    def hash_one(value: Any) -> Any:
+        if value is None:  # null stays null: nothing to hide
+            return None
         step = inner.copy()
         step.update(value.encode() if type(value) is str else orjson.dumps(value))
         result = outer.copy()
@@ -106,26 +106,25 @@ def _hasher(secret: bytes) -> Callable[[Any], str]:
     return hash_one
 
 
-def _mask_text(text: str) -> str:
-    if "@" in text:
-        local, _, domain = text.partition("@")
-        if local and "." in domain:
-            return local[0] + "*" * (len(local) - 1) + "@" + domain
-    if len(text) <= 1:
-        return "*" * len(text)
-    # Keep the first character and the separators: "+1 555-0100" -> "+* ***-****".
-    rest = text[1:]
-    return text[0] + (rest.translate(_ASCII_STARS) if rest.isascii() else _ALNUM.sub("*", rest))
-
-
 def mask_value(value: Any) -> Any:
     """Keep the shape, hide the content: `john@example.com` -> `j***@example.com`; other text
     keeps its first character and separators; numbers become stars of their length; objects
     and lists are masked value by value; null stays null."""
-    if isinstance(value, str):
-        return _mask_text(value)
+    if type(value) is str:  # text first, and inline: most masked values are text
+        if "@" in value:
+            local, _, domain = value.partition("@")
+            if local and "." in domain:
+                return local[0] + "*" * (len(local) - 1) + "@" + domain
+        if len(value) <= 1:
+            return "*" * len(value)
+        # Keep the first character and the separators: "+1 555-0100" -> "+* ***-****".
+        rest = value[1:]
+        stars = rest.translate(_ASCII_STARS) if rest.isascii() else _ALNUM.sub("*", rest)
+        return value[0] + stars
     if value is None:
         return None
+    if isinstance(value, str):
+        return mask_value(str(value))
     if isinstance(value, bool):
         return "*"
     if isinstance(value, int | float):
@@ -146,12 +145,7 @@ def transform_for(action: str, secret: bytes | None) -> Transform:
         return lambda value: REMOVE
     if action == "hash":
         assert secret is not None
-        hash_one = _hasher(secret)
-
-        def hash_or_null(value: Any) -> Any:
-            return None if value is None else hash_one(value)
-
-        return hash_or_null
+        return _hasher(secret)
     if action == "mask":
         return mask_value
     raise ValueError(f"unknown compliance action {action!r}")
@@ -183,7 +177,15 @@ def path_applier(keys: tuple[str, ...], transform: Transform) -> Applier:
             if kind is list:
                 found = False
                 for item in node:
-                    if at_last_key(item):
+                    if type(item) is dict:  # the usual item, without a call per item
+                        if key in item:
+                            new = transform(item[key])
+                            if new is REMOVE:
+                                del item[key]
+                            else:
+                                item[key] = new
+                            found = True
+                    elif at_last_key(item):
                         found = True
                 return found
             return False
