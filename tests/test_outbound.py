@@ -257,3 +257,64 @@ def test_the_module_is_the_one_client() -> None:
     from apps.workflows.actions import builtins
 
     assert builtins.outbound_request is outbound.outbound_request
+
+
+def _self_signed(tmp_path: Any) -> tuple[str, str]:
+    """A certificate for 127.0.0.1 signed by nobody a client trusts, and its key (PEM files)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return str(cert_path), str(key_path)
+
+
+def test_certificates_are_checked_on_every_request(settings: Any, tmp_path: Any) -> None:
+    """The TLS context is built once per process and shared by every request: it keeps
+    checking certificates, so an untrusted one is refused each time, never remembered."""
+    import ssl
+
+    cert, key = _self_signed(tmp_path)
+    server = Server("127.0.0.1")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    settings.CDP_OUTBOUND_ALLOW = ["127.0.0.1"]
+    try:
+        for _ in range(2):
+            with pytest.raises(OutboundConnectionError, match="CERTIFICATE_VERIFY_FAILED"):
+                outbound_request("GET", f"https://127.0.0.1:{server.port}/", timeout=5)
+        assert server.hits == []
+    finally:
+        server.shutdown()
+        server.server_close()
