@@ -6,15 +6,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from django.db import transaction
 from django.db.models import Q, QuerySet
 
 from apps.consents.models import ConsentChange, ProfileConsent
-from apps.consents.privacy.hooks import Person, PersonDataHandler
+from apps.consents.privacy.hooks import Person, PersonDataHandler, delete_in_batches
 
 CONSENTS = "profile_consents"
 CHANGES = "consent_changes"
-BATCH = 5000
 
 
 def _consents(person: Person) -> QuerySet[ProfileConsent]:
@@ -63,14 +61,11 @@ def consents_person_export(*, person: Person) -> dict[str, Iterable[dict[str, An
 
 def _erase(table: str, rows: QuerySet[Any], progress: Callable[[str, int], None]) -> int:
     deleted = 0
-    while True:
-        with transaction.atomic():
-            keys = list(rows.order_by().values_list("pk", flat=True)[:BATCH])
-            if not keys:
-                return deleted
-            n, _ = rows.model.objects.filter(pk__in=keys).delete()
+    for per_model in delete_in_batches(rows):
+        n = per_model.get(rows.model._meta.label, 0)
         deleted += n
         progress(table, n)
+    return deleted
 
 
 def consents_person_erase(

@@ -13,17 +13,15 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from django.db import transaction
 from django.db.models import QuerySet
 
-from apps.consents.privacy.hooks import Person, PersonDataHandler
+from apps.consents.privacy.hooks import Person, PersonDataHandler, delete_in_batches
 from apps.destinations.models import Delivery, ProfileSyncState
 from apps.destinations.services import destinations_profile_deleted
 
 DELIVERIES = "deliveries"
 SYNC_STATES = "destination_sync_states"
 FORWARDED = "profile_deleted"
-BATCH = 5000
 
 
 def _deliveries(person: Person) -> QuerySet[Delivery]:
@@ -56,15 +54,12 @@ def destinations_person_export(*, person: Person) -> dict[str, Iterable[dict[str
 
 def _erase(table: str, rows: QuerySet[Any], progress: Callable[[str, int], None]) -> int:
     deleted = 0
-    while True:
-        with transaction.atomic():
-            keys = list(rows.order_by().values_list("pk", flat=True)[:BATCH])
-            if not keys:
-                return deleted
-            # The attempt log goes with its delivery (on_delete=CASCADE); counted apart.
-            rows.model.objects.filter(pk__in=keys).delete()
-        deleted += len(keys)
-        progress(table, len(keys))
+    for per_model in delete_in_batches(rows):
+        # The attempt log goes with its delivery (on_delete=CASCADE); counted apart.
+        n = per_model.get(rows.model._meta.label, 0)
+        deleted += n
+        progress(table, n)
+    return deleted
 
 
 def destinations_person_erase(

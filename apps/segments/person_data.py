@@ -5,14 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from django.db import transaction
-
-from apps.consents.privacy.hooks import Person, PersonDataHandler
+from apps.consents.privacy.hooks import Person, PersonDataHandler, delete_in_batches
 from apps.segments import selectors
 from apps.segments.models import Segment, SegmentMembership
 
 TABLE = "segment_memberships"
-BATCH = 5000
 
 
 def _rows(person: Person) -> Iterator[dict[str, Any]]:
@@ -38,20 +35,17 @@ def segments_person_export(*, person: Person) -> dict[str, Iterable[dict[str, An
 def segments_person_erase(
     *, person: Person, progress: Callable[[str, int], None]
 ) -> dict[str, int]:
-    """Delete the person's stays (current and past) and recount the segments they were in."""
-    deleted = 0
+    """Delete the person's stays (current and past), then recount the segments they were in."""
     memberships = SegmentMembership.objects.filter(profile_id__in=person.profile_ids)
-    while True:
-        with transaction.atomic():
-            batch = list(memberships.order_by().values_list("pk", "segment_id")[:BATCH])
-            if not batch:
-                break
-            n, _ = SegmentMembership.objects.filter(pk__in=[pk for pk, _ in batch]).delete()
-            for segment in Segment.objects.filter(pk__in={s for _, s in batch}):
-                segment.member_count = selectors.segment_current_count(segment)
-                segment.save(update_fields=["member_count"])
+    segment_ids = set(memberships.values_list("segment_id", flat=True).distinct())
+    deleted = 0
+    for per_model in delete_in_batches(memberships):
+        n = per_model.get(SegmentMembership._meta.label, 0)
         deleted += n
         progress(TABLE, n)
+    for segment in Segment.objects.filter(pk__in=segment_ids):
+        segment.member_count = selectors.segment_current_count(segment)
+        segment.save(update_fields=["member_count"])
     return {TABLE: deleted}
 
 

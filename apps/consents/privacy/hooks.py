@@ -20,13 +20,32 @@ from typing import Any, Protocol
 
 from django.apps import apps as django_apps
 from django.core.checks import CheckMessage, Error
-from django.db import models
+from django.db import models, transaction
+from django.db.models import QuerySet
 
 # Apps whose person rows the privacy services handle themselves, and the privacy requests
 # (which forget their subject when done).
 OWN_APPS = frozenset({"events", "profiles"})
 OWN_MODELS = frozenset({"consents.PrivacyRequest"})
 PERSON_COLUMNS = ("distinct_id", "profile_id")
+# Rows one erase transaction deletes at most: short transactions, so an erase of a big person
+# never holds long locks while ingest and processing go on.
+DELETE_BATCH = 5000
+
+
+def delete_in_batches(
+    rows: QuerySet[Any], *, batch_size: int = DELETE_BATCH
+) -> Iterator[dict[str, int]]:
+    """Delete the rows in transactions of at most `batch_size` rows each; yields, after each
+    commit, what the batch deleted per model label (cascades included, as QuerySet.delete()
+    counts them). For the erasers of the apps' person data."""
+    while True:
+        with transaction.atomic():
+            keys = list(rows.order_by().values_list("pk", flat=True)[:batch_size])
+            if not keys:
+                return
+            _, per_model = rows.model.objects.filter(pk__in=keys).delete()
+        yield per_model
 
 
 @dataclass(frozen=True, slots=True)
