@@ -323,3 +323,21 @@ def test_a_chart_without_other_views_still_has_its_table(marketer_client, demo_d
     body = text(marketer_client.get("/segments/activated/"))
     assert 'data-view="table"' in body
     assert 'class="table-view' in body
+
+
+def test_the_profile_shows_its_scores_to_those_who_may_see_scores(marketer_client, demo_data):
+    from apps.segments.models import ProfileScore, ScoreDefinition
+    from tests.factories import logged_in
+    from tests.users import user_with_perms
+
+    person = Profile.objects.filter(identified=True, merged_into=None).first()
+    churn = ScoreDefinition.objects.create(name="churn_risk", target_event="churned")
+    ProfileScore.objects.create(definition=churn, profile=person, value=0.724)
+    page = text(marketer_client.get(f"/people/{person.pk}/"))
+    assert "churn_risk" in page
+    assert "72%" in page  # the bar's label and its length
+    assert 'style="width:72%"' in marketer_client.get(f"/people/{person.pk}/").content.decode()
+
+    profiles_only = user_with_perms("profiles.view_profile", username="reader", staff=False)
+    page = text(logged_in(profiles_only).get(f"/people/{person.pk}/"))
+    assert "churn_risk" not in page

@@ -17,6 +17,7 @@ from apps.insights.views.export import csv_response
 from apps.profiles import selectors as profile_selectors
 from apps.profiles.models import IdentityKind
 from apps.segments import selectors as segment_selectors
+from apps.segments.scoring import selectors as scoring_selectors
 
 MAX_QUERY = 200
 PRIVATE_KINDS = {IdentityKind.EMAIL, IdentityKind.PHONE}
@@ -84,6 +85,11 @@ def profile(request: HttpRequest, profile_id: str) -> HttpResponseBase:
         "consents": (
             consent_selectors.profile_consents(person)
             if request.user.has_perm("consents.view_profileconsent")
+            else []
+        ),
+        "scores": (
+            scoring_selectors.profile_scores(person)
+            if request.user.has_perm("segments.view_scoredefinition")
             else []
         ),
         "merges": list(

@@ -28,10 +28,13 @@ def score_version_list(definition: ScoreDefinition) -> QuerySet[ScoreModelVersio
 
 
 def profile_scores(profile: Profile) -> list[dict[str, Any]]:
-    """The profile's current scores, by name."""
+    """The profile's current scores, by name (value from 0 to 1, and as a whole percent)."""
     rows = (
         ProfileScore.objects.filter(profile=profile)
         .order_by("definition__name")
         .values_list("definition__name", "value")
     )
-    return [{"name": name, "value": value} for name, value in rows]
+    return [
+        {"name": name, "value": value, "percent": round(max(0.0, min(1.0, value)) * 100)}
+        for name, value in rows
+    ]
