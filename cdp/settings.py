@@ -226,6 +226,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "apps.workflows.tasks.resume_due_runs",
         "schedule": env.float("CDP_WORKFLOW_RESUME_INTERVAL", default=60.0),
     },
+    # Message ids of people and group operations past CDP_OPERATION_RECEIPT_RETENTION_DAYS.
+    "purge-operation-receipts": {
+        "task": "apps.profiles.tasks.purge_operation_receipts",
+        "schedule": env.float("CDP_OPERATION_RECEIPT_PURGE_INTERVAL", default=3600.0),
+    },
     "purge-workflow-runs": {
         "task": "apps.workflows.tasks.purge_runs",
         "schedule": env.float("CDP_WORKFLOW_PURGE_INTERVAL", default=3600.0),
@@ -392,6 +397,10 @@ CDP_PRIVATE_TRAITS = env.list(
     "CDP_PRIVATE_TRAITS",
     default=["email", "phone", "name", "first_name", "last_name", "address", "birthday"],
 )
+# People and group operations (/api/people, /api/groups, /api/groups/properties) that carry a
+# message id apply at most once per (source, message id) within this many days (a retry after
+# that applies again); older receipts are purged by the beat task.
+CDP_OPERATION_RECEIPT_RETENTION_DAYS = env.int("CDP_OPERATION_RECEIPT_RETENTION_DAYS", default=7)
 
 # --- Outbound requests (cdp/outbound.py) ------------------------------------------------------
 # Hosts and networks (CIDR) that outbound requests may reach although they are internal

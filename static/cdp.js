@@ -583,6 +583,8 @@
         action: action || "add",
         group_key: String(groupKey),
         group_id: String(groupId),
+        // Resent unchanged on a retry: the server applies it once per message id.
+        message_id: uuid(),
       });
     },
 

@@ -216,3 +216,25 @@ class ProfileHistory(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} on {self.profile_id}"
+
+
+class OperationReceipt(models.Model):
+    """A people or group operation applied at once (/api/people, /api/groups,
+    /api/groups/properties) with a message id: written in the operation's transaction, so that
+    an SDK's retry of it (same source, same message id) is answered as a duplicate and not
+    applied again. Only the ids and the time: never the payload nor the person (see
+    docs/people.md); purged after CDP_OPERATION_RECEIPT_RETENTION_DAYS."""
+
+    source = models.ForeignKey("sources.EventSource", on_delete=models.CASCADE, related_name="+")
+    message_id = models.CharField(max_length=200)
+    applied_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "message_id"], name="profiles_operation_receipt_uniq"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source_id}:{self.message_id}"

@@ -84,6 +84,10 @@ def group_list() -> QuerySet[Group]:
     return Group.objects.select_related("group_type")
 
 
+def group_find(*, group_key: str, group_id: str) -> Group | None:
+    return Group.objects.filter(group_type__key=group_key, group_id=group_id).first()
+
+
 def group_members(group: Group) -> QuerySet[Profile]:
     return Profile.objects.filter(memberships__group=group)
 

@@ -1,5 +1,6 @@
 """Identity tracking endpoints: /api/identify, /api/alias (through the event pipeline) and
-/api/people, /api/groups, /api/groups/properties (applied at once, answering per key)."""
+/api/people, /api/groups, /api/groups/properties (applied at once, answering per key; at most
+once per source and `message_id`, a retry answered as a duplicate)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from apps.events import services as event_services
 from apps.events.hooks import operation_refused
 from apps.events.incoming import (
+    MAX_MESSAGE_ID,
     Rejection,
     clean_distinct_id,
     clean_string,
@@ -20,7 +22,8 @@ from apps.events.incoming import (
 from apps.events.tracking import check_rate, json_response, tracking_endpoint
 from apps.events.wire import native
 from apps.events.wire.base import Envelope
-from apps.profiles import services, traits
+from apps.profiles import selectors, services, traits
+from apps.profiles.services.receipts import operation_apply_once
 from apps.sources.models import EventSource
 from cdp.errors import DomainError
 
@@ -86,6 +89,26 @@ def _clean(fn: Any, *args: Any, **kwargs: Any) -> Any:
         raise DomainError(exc.error, field=exc.field) from None
 
 
+def _message_id(payload: dict[str, Any]) -> str | None:
+    """The operation's dedupe key: `message_id` (as /api/track), or Mixpanel's `$insert_id`.
+    None (absent or blank): the operation applies every time it is sent."""
+    field = "message_id" if payload.get("message_id") is not None else "$insert_id"
+    value = _clean(
+        clean_string,
+        payload.get(field),
+        field,
+        max_length=MAX_MESSAGE_ID,
+        required=False,
+        allow_number=True,
+    )
+    return value or None
+
+
+def _profile_id(distinct_id: str) -> str | None:
+    profile = selectors.profile_get_for_distinct_id(distinct_id)
+    return str(profile.pk) if profile is not None else None
+
+
 @tracking_endpoint
 def people(
     request: HttpRequest, payload: Any, source: EventSource, envelope: Envelope
@@ -104,15 +127,30 @@ def people(
         )
     if delete:
         ops["delete"] = True
+    message_id = _message_id(payload)
     check_rate(source, 1)
     if (refusal := _refused(source, distinct_id)) is not None:
         return refusal
-    result = services.people_apply(distinct_id=distinct_id, ops=ops, at=at)
+    result, duplicate = operation_apply_once(
+        source_id=source.pk,
+        message_id=message_id,
+        apply=lambda: services.people_apply(distinct_id=distinct_id, ops=ops, at=at),
+    )
+    if result is None:  # applied before: what it made is there, nothing more is done
+        return json_response(
+            {
+                "profile_id": _profile_id(distinct_id),
+                "deleted": False,
+                "errors": {},
+                "duplicates": 1,
+            }
+        )
     return json_response(
         {
             "profile_id": str(result.profile.pk) if result.profile else None,
             "deleted": result.deleted,
             "errors": result.errors,
+            "duplicates": int(duplicate),
         }
     )
 
@@ -146,18 +184,24 @@ def groups(
     if action not in ("set", "add", "remove"):
         raise DomainError("must be set, add or remove", field="action")
     group_key, group_id = _group_ref(payload)
+    message_id = _message_id(payload)
     check_rate(source, 1)
     if (refusal := _refused(source, distinct_id)) is not None:
         return refusal
-    profile = services.group_membership_set(
-        distinct_id=distinct_id, action=action, group_key=group_key, group_id=group_id
+    profile, duplicate = operation_apply_once(
+        source_id=source.pk,
+        message_id=message_id,
+        apply=lambda: services.group_membership_set(
+            distinct_id=distinct_id, action=action, group_key=group_key, group_id=group_id
+        ),
     )
     return json_response(
         {
-            "profile_id": str(profile.pk),
+            "profile_id": str(profile.pk) if profile is not None else _profile_id(distinct_id),
             "group_key": group_key,
             "group_id": group_id,
             "action": action,
+            "duplicates": int(duplicate),
         }
     )
 
@@ -171,15 +215,26 @@ def group_properties(
     ops = _operations(payload, ("set_once", "set", "unset"))
     if not ops:
         raise DomainError("No operation: send set, set_once or unset", code="no_operation")
+    message_id = _message_id(payload)
     check_rate(source, 1)
-    group, errors = services.group_properties_update(
-        group_key=group_key, group_id=group_id, ops=ops, at=envelope.received_at
+    result, duplicate = operation_apply_once(
+        source_id=source.pk,
+        message_id=message_id,
+        apply=lambda: services.group_properties_update(
+            group_key=group_key, group_id=group_id, ops=ops, at=envelope.received_at
+        ),
     )
+    if result is None:  # applied before: the group's properties as they are now
+        existing = selectors.group_find(group_key=group_key, group_id=group_id)
+        properties, errors = (existing.properties if existing else {}), {}
+    else:
+        properties, errors = result[0].properties, result[1]
     return json_response(
         {
             "group_key": group_key,
             "group_id": group_id,
-            "properties": group.properties,
+            "properties": properties,
             "errors": errors,
+            "duplicates": int(duplicate),
         }
     )

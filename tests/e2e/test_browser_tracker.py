@@ -21,6 +21,7 @@ import pytest
 from django.db import connection
 
 from apps.events.models import Event, Session
+from apps.profiles.models import OperationReceipt
 from apps.profiles.selectors import profile_get_for_distinct_id
 from apps.sources import services as source_services
 from apps.sources.models import EventSource
@@ -465,6 +466,43 @@ def test_failed_deliveries_are_retried_with_the_same_message_ids(
     assert ids[0] == ids[1] == ids[2]
     assert {e.message_id for e in events} == set(ids[0])
     assert bodies[0]["writeKey"] == source.write_key
+
+
+def test_a_group_call_whose_answer_was_lost_is_retried_and_applied_once(
+    open_shop: Callable[..., Shop], page_origin: str, live_server: Any
+) -> None:
+    """The group call is applied, then its answer lost behind a 503: the retry carries the same
+    message id, so the server answers it as a duplicate and records the call once."""
+    source = source_services.source_create(name="Group shop", allowed_origins=[page_origin])
+    shop = open_shop(source)
+    bodies: list[dict[str, Any]] = []
+    answers: list[dict[str, Any]] = []
+
+    def flaky(route: Any) -> None:
+        bodies.append(json.loads(route.request.post_data))
+        response = route.fetch()
+        answers.append(response.json())
+        if len(bodies) == 1:
+            route.fulfill(status=503, body="upstream unavailable")
+        else:
+            route.fulfill(response=response)
+
+    shop.context.route(f"{live_server.url}/api/groups", flaky)
+    shop.open("/shop/")
+    shop.page.evaluate("cdp.group('company', 'acme')")
+
+    shop.wait_until(lambda: len(answers) >= 2, "one retry")
+    shop.page.wait_for_timeout(300)  # no third attempt
+
+    assert len(bodies) == 2
+    assert bodies[0]["message_id"] == bodies[1]["message_id"]
+    assert [a["duplicates"] for a in answers] == [0, 1]
+    with shop.db_lock:
+        receipts = list(OperationReceipt.objects.filter(source=source))
+        profile = profile_get_for_distinct_id(bodies[0]["distinct_id"])
+        assert profile is not None
+        assert [m.group.group_id for m in profile.memberships.select_related("group")] == ["acme"]
+    assert [r.message_id for r in receipts] == [bodies[0]["message_id"]]
 
 
 def test_per_type_consent_is_stored_before_the_calls_it_releases(

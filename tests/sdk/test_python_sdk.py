@@ -211,8 +211,8 @@ def test_a_server_failing_then_answering_loses_and_duplicates_nothing(live_serve
 
 @pytest.mark.django_db(transaction=True)
 def test_people_and_groups_survive_a_down_server(live_server, write_key):
-    """People and group operations apply at once (no message id): a 503 that reached nothing
-    is retried and applied once."""
+    """People and group operations apply at once: a 503 that reached nothing is retried and
+    applied once."""
     with FaultyProxy(live_server.url, ["503", "503", "429", "503"]) as proxy:
         client = Client(write_key, proxy.url, **FAST_RETRIES)
         client.people.increment("user-5", {"logins": 1})
@@ -226,6 +226,29 @@ def test_people_and_groups_survive_a_down_server(live_server, write_key):
     assert group.properties == {"tier": "silver"}
     assert group.members.filter(pk=profile.pk).exists()
     assert client.stats().retries == 4
+
+
+@pytest.mark.django_db(transaction=True)
+def test_people_and_group_operations_whose_answer_was_lost_apply_once(live_server, write_key):
+    """Applied, then the answer lost (a 503 or a dropped connection after the server answered),
+    four times over for the first call: each retry carries the same message id, so the server
+    answers it as a duplicate instead of applying it again."""
+    faults = ["forward_then_503", "forward_then_drop", "forward_then_503", "forward_then_503"]
+    with FaultyProxy(live_server.url, faults) as proxy:
+        client = Client(write_key, proxy.url, **FAST_RETRIES)
+        client.people.increment("user-5", {"logins": 1})
+        client.people.append("user-5", {"pages": "/a"})
+        client.group("user-5", "company", "initech", {"tier": "silver"})
+        assert client.shutdown(timeout=60)
+    assert len(proxy.requests) == len(faults) + 4
+    profile = profile_selectors.profile_get_for_distinct_id("user-5")
+    assert profile.traits == {"logins": 1, "pages": ["/a"]}
+    group = Group.objects.get(group_id="initech")
+    assert group.properties == {"tier": "silver"}
+    assert group.members.filter(pk=profile.pk).exists()
+    stats = client.stats()
+    # The retry that got through was answered as a duplicate.
+    assert (stats.retries, stats.duplicates, stats.failed) == (4, 1, 0)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -353,7 +353,9 @@ def people(*, distinct_id: Any, ops: Mapping[str, Any], delete: bool, timestamp:
             f"{', '.join(PEOPLE_OPERATIONS)}, or delete=True"
         )
     payload["timestamp"] = clean_timestamp(timestamp)
-    return _message(PEOPLE_PATH, payload, "people operation")
+    # Sent again unchanged on a retry: the server applies the operation once per message id.
+    payload["message_id"] = clean_message_id(None)
+    return _message(PEOPLE_PATH, payload, "people operation", message_id=payload["message_id"])
 
 
 def group_membership(*, distinct_id: Any, group_key: Any, group_id: Any, action: Any) -> Message:
@@ -365,8 +367,9 @@ def group_membership(*, distinct_id: Any, group_key: Any, group_id: Any, action:
         "group_key": clean_group_key(group_key),
         "group_id": clean_group_id(group_id),
         "action": action,
+        "message_id": clean_message_id(None),
     }
-    return _message(GROUPS_PATH, payload, "group")
+    return _message(GROUPS_PATH, payload, "group", message_id=payload["message_id"])
 
 
 def group_properties(*, group_key: Any, group_id: Any, ops: Mapping[str, Any]) -> Message | None:
@@ -391,4 +394,7 @@ def group_properties(*, group_key: Any, group_id: Any, ops: Mapping[str, Any]) -
             payload["unset"] = names
     if len(payload) == 2:
         return None
-    return _message(GROUP_PROPERTIES_PATH, payload, "group properties")
+    payload["message_id"] = clean_message_id(None)
+    return _message(
+        GROUP_PROPERTIES_PATH, payload, "group properties", message_id=payload["message_id"]
+    )
