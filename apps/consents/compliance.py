@@ -153,6 +153,28 @@ def transform_for(action: str, secret: bytes | None) -> Transform:
 
 Applier = Callable[[Any], bool]
 _MISSING = object()
+# Values whose transform is remembered within a batch: immutable scalars, keyed with their type
+# (1, 1.0 and True are equal keys, but hash to different digests).
+_REMEMBERED = (str, int, float)
+
+
+def remembering(transform: Transform) -> Transform:
+    """The transform, answering a value it has already seen from memory: a batch repeats its
+    values (a person's e-mail and phone in each of their events), and HMACs and masks cost more
+    than a lookup. Make one per batch: the memory lives as long as the batch it serves."""
+    memory: dict[tuple[type, Any], Any] = {}
+
+    def remembered(value: Any) -> Any:
+        kind = type(value)
+        if kind not in _REMEMBERED:
+            return transform(value)
+        key = (kind, value)
+        found = memory.get(key, _MISSING)
+        if found is _MISSING:
+            found = memory[key] = transform(value)
+        return found
+
+    return remembered
 
 
 def path_applier(keys: tuple[str, ...], transform: Transform) -> Applier:

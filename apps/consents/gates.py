@@ -223,9 +223,17 @@ RULES_VERSION = SharedVersion("consents:compliance-rules-version")
 class CompiledRule:
     event_name: str
     types: tuple[ConsentType, ...]
-    # One per route of the path: (whether it starts at properties, else at context, the
-    # function that applies the action under that root).
-    appliers: tuple[tuple[bool, compliance.Applier], ...]
+    # One per route of the path: whether it starts at properties (else at context), and the
+    # keys under that root.
+    routes: tuple[tuple[bool, tuple[str, ...]], ...]
+    transform: compliance.Transform
+    # Hash and mask: the same value gives the same answer, worth remembering within a batch.
+    remember: bool
+
+    def batch_appliers(self) -> list[tuple[bool, compliance.Applier]]:
+        """The functions that apply the rule, for one batch (with that batch's memory)."""
+        transform = compliance.remembering(self.transform) if self.remember else self.transform
+        return [(start, compliance.path_applier(keys, transform)) for start, keys in self.routes]
 
 
 _compiled: dict[str, Any] = {"stamp": None, "rules": []}
@@ -246,16 +254,14 @@ def compile_rules(rules: list[Any]) -> list[CompiledRule]:
         except compliance.PathError:
             logger.warning("Compliance rule %s has a bad path %r: skipped", rule.pk, rule.path)
             continue
-        transform = compliance.transform_for(rule.action, secret)
         compiled.append(
             CompiledRule(
                 event_name="" if rule.event_name == "*" else rule.event_name,
                 types=tuple(rule.consent_types.all()),
                 # Every route starts at properties or context (path_compile).
-                appliers=tuple(
-                    (route[0] == "properties", compliance.path_applier(route[1:], transform))
-                    for route in path.routes
-                ),
+                routes=tuple((route[0] == "properties", route[1:]) for route in path.routes),
+                transform=compliance.transform_for(rule.action, secret),
+                remember=rule.action in ("hash", "mask"),
             )
         )
     return compiled
@@ -288,6 +294,7 @@ def compliance_apply(*, rules: list[CompiledRule], events: list[IncomingEvent]) 
         else {}
     )
     now = timezone.now()
+    appliers = [rule.batch_appliers() for rule in rules]
     # The rules that apply depend only on the event's name and its person's consents: worked
     # out once per (name, person) of the batch, not once per event, as a flat list of appliers.
     applying: dict[tuple[str, str], list[tuple[bool, compliance.Applier]]] = {}
@@ -302,12 +309,12 @@ def compliance_apply(*, rules: list[CompiledRule], events: list[IncomingEvent]) 
             person = decisions.get(event.distinct_id)
             todo = applying[key] = [
                 applier
-                for rule in rules
+                for rule, rule_appliers in zip(rules, appliers, strict=True)
                 if (not rule.event_name or rule.event_name == name)
                 and not (
                     rule.types and all(selectors.consent_holds(t, person, now) for t in rule.types)
                 )
-                for applier in rule.appliers
+                for applier in rule_appliers
             ]
         if not todo:
             continue

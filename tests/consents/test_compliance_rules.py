@@ -212,3 +212,28 @@ def test_a_rule_saved_while_the_process_runs_applies_to_its_next_event(tracker):
     assert stored("after").properties == {}
     assert stored("changed").properties == {"email": mask_value(RAW_EMAIL)}
     assert stored("deleted").properties == {"email": RAW_EMAIL}
+
+
+def test_values_repeated_in_a_batch_are_hashed_and_masked_alike_and_kept_apart_by_type(tracker):
+    """A batch remembers what it hashed or masked (a person's e-mail in each of their events):
+    equal values get equal results, and 1, 1.0 and true (equal in Python) keep their own."""
+    rule("properties.code", "hash")
+    rule("properties.phone", "mask")
+    values = [RAW_EMAIL, RAW_EMAIL, 1, 1.0, True, "1"]
+    batch = [
+        {
+            "event_name": "ordered",
+            "distinct_id": "p-1",
+            "message_id": f"m-{n}",
+            "properties": {"code": value, "phone": "+1 555-0100" if n % 2 else "0044 20 7946"},
+        }
+        for n, value in enumerate(values)
+    ]
+    assert tracker.post({"batch": batch}).json()["accepted"] == len(values)
+
+    texts = [RAW_EMAIL, RAW_EMAIL, "1", "1.0", "true", "1"]
+    for n, text in enumerate(texts):
+        stored_properties = stored(f"m-{n}").properties
+        assert stored_properties["code"] == hmac_hex(text), (n, values[n])
+        assert stored_properties["phone"] == mask_value("+1 555-0100" if n % 2 else "0044 20 7946")
+    assert raw_anywhere(RAW_EMAIL) == []
