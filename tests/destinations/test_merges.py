@@ -175,3 +175,53 @@ def test_a_merge_is_not_delivered_without_the_required_consents(
     send.identify("ann", anonymous_id="device-1", traits={"plan": "team"})
     assert not Delivery.objects.filter(destination=destination).exists()
     assert target.requests == []
+
+
+def test_a_template_mapping_gets_merged_from_once_per_identify(
+    target: WebhookTarget, send: Sender
+) -> None:
+    destination_make(
+        webhook_resource(target.url("/ok")),
+        trigger="profile_changed",
+        trigger_config={"traits": ["plan"]},
+        mapping_mode="template",
+        mapping={
+            "template": {
+                "id": "{{ profile.id }}",
+                "plan": "{{ profile.traits.plan }}",
+                "absorbed": "{{ merged_from }}",
+            }
+        },
+    )
+    ann, device = _known_and_anonymous(send)
+    before = len(target.delivered())
+
+    send.identify("ann", anonymous_id="device-1", traits={"plan": "team"})
+
+    assert [r["body"]["data"] for r in target.delivered()[before:]] == [
+        {"id": ann, "plan": "team", "absorbed": [device]}
+    ]
+
+
+def test_an_unmerge_delivers_both_profiles_as_ordinary_changes(
+    target: WebhookTarget, send: Sender, api_client: Any
+) -> None:
+    _watching(target, "company")
+    ann, device = _known_and_anonymous(send)
+    send.identify("ann", anonymous_id="device-1")
+    merge = ProfileMerge.objects.get(survivor_id=ann, merged_id=device)
+    before = len(target.delivered())
+
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        response = api_client.post(
+            f"/api/v1/profiles/{ann}/unmerge", {"merge": merge.pk}, format="json"
+        )
+    assert response.status_code in (200, 201), response.content
+
+    after = {
+        r["body"]["data"]["profile"]["id"]: r["body"]["data"] for r in target.delivered()[before:]
+    }
+    assert set(after) == {ann, device}
+    assert "company" not in after[ann]["profile"]["traits"]  # hers again without the device's
+    assert after[device]["profile"]["traits"]["company"] == "acme"
+    assert all("merged_from" not in data for data in after.values())

@@ -10,6 +10,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -186,15 +187,23 @@ def _watched_hash(destination: Destination, profile: Profile) -> str:
     return hashlib.sha256(orjson.dumps(state, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
+@dataclass(slots=True)
+class _MergeNote:
+    names: list[str]  # the profiles merged into the survivor
+    key: str = ""  # the delivery that announced them, if one was written
+    stamp: str = ""  # its envelope time
+
+
 class _MergeNotes(threading.local):
-    """The merge deliveries written in this thread's transaction, by (destination id, profile
-    id): their key, envelope time and merged_from. A later change of the same profile in that
-    transaction (the identify's own traits, applied after its merge) updates that delivery
-    instead of adding one. A note is checked against the row (same key, same envelope time,
-    still unsent), so one left behind by a rollback matches nothing."""
+    """The merges of this thread's transaction, by (destination id, survivor id), until it
+    commits. A later change of the survivor in the same transaction (the identify's own traits,
+    applied after its merge) updates the merge's delivery instead of adding one or, when the
+    merge itself changed no watched trait, is the delivery that says merged_from. A note is
+    checked against the database (the delivery unsent, with the same envelope time; the
+    profiles still merged into the survivor), so one left by a rollback matches nothing."""
 
     def __init__(self) -> None:
-        self.rows: dict[tuple[int, uuid.UUID], tuple[str, str, list[str]]] = {}
+        self.rows: dict[tuple[int, uuid.UUID], _MergeNote] = {}
 
     def clear(self) -> None:
         self.rows.clear()
@@ -203,25 +212,40 @@ class _MergeNotes(threading.local):
 _merge_notes = _MergeNotes()
 
 
+def _merge_note(
+    destination_id: int, profile_id: uuid.UUID, names: list[str], *, key: str = "", stamp: str = ""
+) -> None:
+    transaction.on_commit(_merge_notes.clear)
+    note = _merge_notes.rows.setdefault((destination_id, profile_id), _MergeNote(names=[]))
+    note.names = sorted({*note.names, *names})
+    if key:
+        note.key, note.stamp = key, stamp
+
+
 def _merged_from_of(waiting: Delivery) -> list[str]:
     data = waiting.payload.get("data") if isinstance(waiting.payload, dict) else None
     names = data.get("merged_from") if isinstance(data, dict) else None
     return [str(n) for n in names] if isinstance(names, list) else []
 
 
-def _noted_waiting(destination: Destination, profile_id: uuid.UUID) -> Delivery | None:
+def _noted(destination: Destination, profile_id: uuid.UUID) -> tuple[Delivery | None, list[str]]:
+    """The merges into this profile earlier in this transaction: the delivery that announced
+    them if it is still unsent, and the profiles merged in ((None, []) without one)."""
     note = _merge_notes.rows.get((destination.pk, profile_id))
     if note is None:
-        return None
-    key, stamp, _ = note
+        return None, []
+    merged = Profile.objects.filter(pk__in=note.names, merged_into_id=profile_id)
+    names = sorted(str(pk) for pk in merged.values_list("pk", flat=True))
+    if not note.key:
+        return None, names
     waiting = (
         Delivery.objects.select_for_update(skip_locked=True)
-        .filter(destination=destination, key=key, status=DeliveryStatus.PENDING, attempts=0)
+        .filter(destination=destination, key=note.key, status=DeliveryStatus.PENDING, attempts=0)
         .first()
     )
-    if waiting is None or waiting.payload.get("timestamp") != stamp:
-        return None
-    return waiting
+    if waiting is None or waiting.payload.get("timestamp") != note.stamp:
+        return None, names
+    return waiting, names
 
 
 def _profile_rows(
@@ -256,17 +280,18 @@ def _profile_rows(
             digest = _watched_hash(destination, profile)
             state = states.get((destination.pk, profile.pk))
             if state is not None and state.state_hash == digest:
+                if merged_from.get(profile.pk):  # a later change in this transaction says it
+                    _merge_note(destination.pk, profile.pk, merged_from[profile.pk])
                 continue
             if not destination_consents_allow(
                 required_consents=destination.required_consents, profile_id=profile.pk
             ):
                 continue
-            waiting = _noted_waiting(destination, profile.pk)
+            waiting, carried = _noted(destination, profile.pk)
             if waiting is None and debounce:
                 waiting = _debounced_waiting(destination, profile.pk, now)
-            names = sorted(
-                {*merged_from.get(profile.pk, []), *(_merged_from_of(waiting) if waiting else [])}
-            )
+                carried += _merged_from_of(waiting) if waiting is not None else []
+            names = sorted({*merged_from.get(profile.pk, []), *carried})
             scope: dict[str, Any] = {"profile": profile_view(profile)}
             if names:
                 scope["merged_from"] = names
@@ -300,18 +325,10 @@ def _profile_rows(
                 )
                 payload = rows[-1].payload
             if names:
-                _merge_note(destination.pk, profile.pk, key, payload["timestamp"], names)
+                _merge_note(destination.pk, profile.pk, names, key=key, stamp=payload["timestamp"])
     ProfileSyncState.objects.bulk_create(new_states)
     ProfileSyncState.objects.bulk_update(changed_states, ["state_hash", "sequence"])
     return rows
-
-
-def _merge_note(
-    destination_id: int, profile_id: uuid.UUID, key: str, stamp: str, names: list[str]
-) -> None:
-    if not _merge_notes.rows:
-        transaction.on_commit(_merge_notes.clear)
-    _merge_notes.rows[(destination_id, profile_id)] = (key, stamp, names)
 
 
 def _debounced_waiting(
@@ -347,6 +364,11 @@ def destinations_profiles_merged(*, merge: ProfileMerge) -> None:
     its watched traits changed, with `merged_from` naming the profile merged into it."""
     destinations = _enabled(Trigger.PROFILE_CHANGED)
     if destinations:
+        # The merged profile is gone for receivers told so: should an unmerge give it back,
+        # it is delivered again even if unchanged since its last delivery.
+        ProfileSyncState.objects.filter(
+            destination__in=destinations, profile_id=merge.merged_id
+        ).update(state_hash="")
         survivor = uuid.UUID(str(merge.survivor_id))
         rows = _profile_rows(
             destinations, [survivor], merged_from={survivor: [str(merge.merged_id)]}
