@@ -22,6 +22,8 @@ class DestinationsConfig(AppConfig):
         # Deliveries are written in the transaction of the change that causes them.
         pipeline_hooks.register_events_processed(services.destinations_events_processed)
         profile_hooks.register_profiles_changed(services.destinations_profiles_changed)
+        profile_hooks.register_profiles_merged(services.destinations_profiles_merged)
+        profile_hooks.register_profiles_unmerged(services.destinations_profiles_unmerged)
         segment_hooks.register_membership_changed(services.destinations_segment_changed)
         # The workflow engine: send_to_destination, and resources for http_request.
         register_extension(actions.SendToDestination)

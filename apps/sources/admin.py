@@ -9,9 +9,11 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils.html import format_html
 
 from apps.sources import services
+from apps.sources.bridges import WEBHOOK, signature_header
 from apps.sources.models import EventSource
 from apps.sources.snippet import tracker_snippet
 from apps.sources.visibility import may_see_write_key, write_key_for
@@ -89,6 +91,7 @@ class EventSourceAdmin(admin.ModelAdmin):
     search_fields = ["name", "description", "write_key", "id"]
     readonly_fields = [
         "id",
+        "webhook_url",
         "write_key_and_example",
         "write_key_rotated_at",
         "created_at",
@@ -124,7 +127,18 @@ class EventSourceAdmin(admin.ModelAdmin):
     def get_fieldsets(self, request: HttpRequest, obj: EventSource | None = None):
         if obj is None:  # the key and its example exist once the source is saved
             return [fs for fs in self.fieldsets if fs[0] not in ("Write key", "History")]
-        return self.fieldsets
+        fieldsets = copy.deepcopy(self.fieldsets)
+        for name, options in fieldsets:
+            if name != "Bridge settings":
+                continue
+            fields = list(options["fields"])
+            if obj.bridge == WEBHOOK.key:  # where the third party posts, and how to sign
+                fields.insert(0, "webhook_url")
+            if not self.has_change_permission(request, obj):
+                # A read-only page would render the stored secret as text: leave it out.
+                fields = [f for f in fields if f not in ("bridge_secret", "clear_bridge_secret")]
+            options["fields"] = fields
+        return fieldsets
 
     def get_readonly_fields(self, request: HttpRequest, obj: EventSource | None = None):
         return self.readonly_fields if obj else ["id"]
@@ -137,6 +151,27 @@ class EventSourceAdmin(admin.ModelAdmin):
 
     def has_rotate_write_key_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("sources.rotate_write_key")
+
+    @admin.display(description="Webhook URL")
+    def webhook_url(self, obj: EventSource) -> str:
+        request = getattr(self, "_request", None)
+        path = reverse("bridge-webhook", kwargs={"source_id": obj.pk})
+        url = request.build_absolute_uri(path) if request else path
+        header, prefix = signature_header(obj.bridge_config)
+        hint = (
+            "Signed requests only: send"
+            if obj.bridge_secret
+            else "Unsigned requests are accepted; with a bridge secret set, send"
+        )
+        return format_html(
+            '<code style="font-size:1.1em">{}</code><p>{} <code>{}: {}&lt;hex '
+            "HMAC-SHA256 of the raw body, keyed with the bridge secret&gt;</code> "
+            "(see docs/bridges.md).</p>",
+            url,
+            hint,
+            header,
+            prefix,
+        )
 
     @admin.display(description="Write key")
     def write_key_and_example(self, obj: EventSource) -> str:

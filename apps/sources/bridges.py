@@ -58,6 +58,9 @@ PATH = re.compile(r"^\$((\.[A-Za-z0-9_$@-]+)|(\[\d{1,6}\]))*$")
 TEMPLATE_PART = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 MAPPED_FIELDS = ("event_name", "distinct_id", "message_id", "timestamp", "properties")
 SIGNATURE_KEYS = {"header", "prefix"}
+# Where the webhook bridge looks for HMAC-SHA256(secret, body) unless `signature` says otherwise.
+DEFAULT_SIGNATURE_HEADER = "X-Signature"
+DEFAULT_SIGNATURE_PREFIX = "sha256="
 MAX_EXPRESSION = 500
 MAX_PROPERTIES = 200
 
@@ -103,6 +106,17 @@ def mapping_errors(config: dict[str, Any]) -> list[str]:
         elif set(signature) - SIGNATURE_KEYS:
             errors.append(f"signature: unknown keys {sorted(set(signature) - SIGNATURE_KEYS)}")
     return errors
+
+
+def signature_header(config: Any) -> tuple[str, str]:
+    """The header a webhook source's signature is read from, and the prefix before its hex."""
+    signature = config.get("signature") if isinstance(config, dict) else None
+    signature = signature if isinstance(signature, dict) else {}
+    prefix = signature.get("prefix", DEFAULT_SIGNATURE_PREFIX)
+    return (
+        str(signature.get("header") or DEFAULT_SIGNATURE_HEADER),
+        prefix if isinstance(prefix, str) else DEFAULT_SIGNATURE_PREFIX,
+    )
 
 
 def _redis_stream_errors(config: dict[str, Any]) -> list[str]:

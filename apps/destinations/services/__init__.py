@@ -12,6 +12,8 @@ from apps.destinations.services.outbox import (
     destinations_events_processed,
     destinations_profile_deleted,
     destinations_profiles_changed,
+    destinations_profiles_merged,
+    destinations_profiles_unmerged,
     destinations_segment_changed,
     profile_identities,
 )
@@ -57,6 +59,8 @@ __all__ = [
     "destinations_events_processed",
     "destinations_profile_deleted",
     "destinations_profiles_changed",
+    "destinations_profiles_merged",
+    "destinations_profiles_unmerged",
     "destinations_segment_changed",
     "profile_identities",
     "resource_create",

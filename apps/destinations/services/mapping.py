@@ -69,6 +69,8 @@ def standard_payload(trigger: str, scope: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"profile": public_profile}
     if scope.get("changed") is not None:
         out["changed"] = scope["changed"]
+    if scope.get("merged_from"):
+        out["merged_from"] = scope["merged_from"]
     return out
 
 

@@ -7,12 +7,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
+from django.db import transaction
 from django.utils import timezone
 
 from apps.destinations.consents import destination_consents_allow
@@ -33,7 +36,7 @@ from apps.destinations.services.mapping import (
 )
 from apps.destinations.types import destination_type
 from apps.profiles import services as profile_services
-from apps.profiles.models import Identity, Profile
+from apps.profiles.models import Identity, Profile, ProfileMerge
 from apps.segments.filtering import FilterError, evaluate
 from cdp.tasks import enqueue_on_commit
 
@@ -184,12 +187,79 @@ def _watched_hash(destination: Destination, profile: Profile) -> str:
     return hashlib.sha256(orjson.dumps(state, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
+@dataclass(slots=True)
+class _MergeNote:
+    names: list[str]  # the profiles merged into the survivor
+    key: str = ""  # the delivery that announced them, if one was written
+    stamp: str = ""  # its envelope time
+
+
+class _MergeNotes(threading.local):
+    """The merges of this thread's transaction, by (destination id, survivor id), until it
+    commits. A later change of the survivor in the same transaction (the identify's own traits,
+    applied after its merge) updates the merge's delivery instead of adding one or, when the
+    merge itself changed no watched trait, is the delivery that says merged_from. A note is
+    checked against the database (the delivery unsent, with the same envelope time; the
+    profiles still merged into the survivor), so one left by a rollback matches nothing."""
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[int, uuid.UUID], _MergeNote] = {}
+
+    def clear(self) -> None:
+        self.rows.clear()
+
+
+_merge_notes = _MergeNotes()
+
+
+def _merge_note(
+    destination_id: int, profile_id: uuid.UUID, names: list[str], *, key: str = "", stamp: str = ""
+) -> None:
+    transaction.on_commit(_merge_notes.clear)
+    note = _merge_notes.rows.setdefault((destination_id, profile_id), _MergeNote(names=[]))
+    note.names = sorted({*note.names, *names})
+    if key:
+        note.key, note.stamp = key, stamp
+
+
+def _merged_from_of(waiting: Delivery) -> list[str]:
+    data = waiting.payload.get("data") if isinstance(waiting.payload, dict) else None
+    names = data.get("merged_from") if isinstance(data, dict) else None
+    return [str(n) for n in names] if isinstance(names, list) else []
+
+
+def _noted(destination: Destination, profile_id: uuid.UUID) -> tuple[Delivery | None, list[str]]:
+    """The merges into this profile earlier in this transaction: the delivery that announced
+    them if it is still unsent, and the profiles merged in ((None, []) without one)."""
+    note = _merge_notes.rows.get((destination.pk, profile_id))
+    if note is None:
+        return None, []
+    merged = Profile.objects.filter(pk__in=note.names, merged_into_id=profile_id)
+    names = sorted(str(pk) for pk in merged.values_list("pk", flat=True))
+    if not note.key:
+        return None, names
+    waiting = (
+        Delivery.objects.select_for_update(skip_locked=True)
+        .filter(destination=destination, key=note.key, status=DeliveryStatus.PENDING, attempts=0)
+        .first()
+    )
+    if waiting is None or waiting.payload.get("timestamp") != note.stamp:
+        return None, names
+    return waiting, names
+
+
 def _profile_rows(
-    destinations: list[Destination], profile_ids: Iterable[uuid.UUID]
+    destinations: list[Destination],
+    profile_ids: Iterable[uuid.UUID],
+    *,
+    merged_from: dict[uuid.UUID, list[str]] | None = None,
 ) -> list[Delivery]:
     """Deliveries for profiles whose watched traits changed since what each destination last
     queued. Within a destination's debounce window, a change updates the delivery still
-    waiting instead of adding one (the latest state is sent once)."""
+    waiting instead of adding one (the latest state is sent once). `merged_from` names, per
+    survivor, the profiles a merge just folded into it (sent as the payload's `merged_from`,
+    kept when a later change updates that delivery)."""
+    merged_from = merged_from or {}
     ids = sorted(set(profile_ids))
     profiles = list(Profile.objects.filter(pk__in=ids, merged_into__isnull=True))
     if not profiles:
@@ -210,12 +280,22 @@ def _profile_rows(
             digest = _watched_hash(destination, profile)
             state = states.get((destination.pk, profile.pk))
             if state is not None and state.state_hash == digest:
+                if merged_from.get(profile.pk):  # a later change in this transaction says it
+                    _merge_note(destination.pk, profile.pk, merged_from[profile.pk])
                 continue
             if not destination_consents_allow(
                 required_consents=destination.required_consents, profile_id=profile.pk
             ):
                 continue
-            data = _render(destination, "profile_changed", {"profile": profile_view(profile)})
+            waiting, carried = _noted(destination, profile.pk)
+            if waiting is None and debounce:
+                waiting = _debounced_waiting(destination, profile.pk, now)
+                carried += _merged_from_of(waiting) if waiting is not None else []
+            names = sorted({*merged_from.get(profile.pk, []), *carried})
+            scope: dict[str, Any] = {"profile": profile_view(profile)}
+            if names:
+                scope["merged_from"] = names
+            data = _render(destination, "profile_changed", scope)
             if data is None:
                 continue
             if state is None:
@@ -226,27 +306,37 @@ def _profile_rows(
             else:
                 state.state_hash, state.sequence = digest, state.sequence + 1
                 changed_states.append(state)
-            if debounce and _coalesce(destination, profile.pk, data, now):
-                continue
-            rows.append(
-                _row(
-                    destination,
-                    key=f"profile:{profile.pk}:{state.sequence}",
-                    trigger="profile_changed",
-                    data=data,
-                    profile_id=profile.pk,
-                    due=now + timedelta(seconds=debounce),
+            payload = envelope("profile_changed", data)
+            if waiting is not None:
+                waiting.payload = payload
+                waiting.save(update_fields=["payload"])
+                key = waiting.key
+            else:
+                key = f"profile:{profile.pk}:{state.sequence}"
+                rows.append(
+                    _row(
+                        destination,
+                        key=key,
+                        trigger="profile_changed",
+                        data=data,
+                        profile_id=profile.pk,
+                        due=now + timedelta(seconds=debounce),
+                    )
                 )
-            )
+                payload = rows[-1].payload
+            if names:
+                _merge_note(destination.pk, profile.pk, names, key=key, stamp=payload["timestamp"])
     ProfileSyncState.objects.bulk_create(new_states)
     ProfileSyncState.objects.bulk_update(changed_states, ["state_hash", "sequence"])
     return rows
 
 
-def _coalesce(destination: Destination, profile_id: uuid.UUID, data: Any, now: datetime) -> bool:
-    """Put the latest state into the delivery still waiting out its debounce, if any (locked,
-    skipping one a worker holds: then a new delivery is written)."""
-    waiting = (
+def _debounced_waiting(
+    destination: Destination, profile_id: uuid.UUID, now: datetime
+) -> Delivery | None:
+    """The delivery still waiting out its debounce, if any (locked, skipping one a worker
+    holds: then a new delivery is written)."""
+    return (
         Delivery.objects.select_for_update(skip_locked=True)
         .filter(
             destination=destination,
@@ -258,11 +348,6 @@ def _coalesce(destination: Destination, profile_id: uuid.UUID, data: Any, now: d
         .order_by("-id")
         .first()
     )
-    if waiting is None:
-        return False
-    waiting.payload = envelope("profile_changed", data)
-    waiting.save(update_fields=["payload"])
-    return True
 
 
 def destinations_profiles_changed(*, profile_ids: Iterable[uuid.UUID | str]) -> None:
@@ -271,6 +356,29 @@ def destinations_profiles_changed(*, profile_ids: Iterable[uuid.UUID | str]) -> 
     destinations = _enabled(Trigger.PROFILE_CHANGED)
     if destinations:
         _write(_profile_rows(destinations, [uuid.UUID(str(p)) for p in profile_ids]))
+
+
+def destinations_profiles_merged(*, merge: ProfileMerge) -> None:
+    """The profiles merge hook (identify, alias, identification points, explicit merges),
+    inside the merge's transaction: the survivor is delivered like any profile change, when
+    its watched traits changed, with `merged_from` naming the profile merged into it."""
+    destinations = _enabled(Trigger.PROFILE_CHANGED)
+    if destinations:
+        # The merged profile is gone for receivers told so: should an unmerge give it back,
+        # it is delivered again even if unchanged since its last delivery.
+        ProfileSyncState.objects.filter(
+            destination__in=destinations, profile_id=merge.merged_id
+        ).update(state_hash="")
+        survivor = uuid.UUID(str(merge.survivor_id))
+        rows = _profile_rows(
+            destinations, [survivor], merged_from={survivor: [str(merge.merged_id)]}
+        )
+        _write(rows)
+
+
+def destinations_profiles_unmerged(*, merge: ProfileMerge) -> None:
+    """The profiles unmerge hook: both profiles changed (each has its own traits back)."""
+    destinations_profiles_changed(profile_ids=[merge.survivor_id, merge.merged_id])
 
 
 # --- segments ---------------------------------------------------------------------------------

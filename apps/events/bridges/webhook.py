@@ -19,14 +19,11 @@ from apps.events import body
 from apps.events.bridges.ingest import NoValidEvent, bridge_ingest
 from apps.events.tracking import envelope_for, json_response
 from apps.sources import selectors as source_selectors
-from apps.sources.bridges import WEBHOOK
+from apps.sources.bridges import WEBHOOK, signature_header
 from apps.sources.models import EventSource
 from cdp.errors import DomainError, error_response
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_SIGNATURE_HEADER = "X-Signature"
-DEFAULT_SIGNATURE_PREFIX = "sha256="
 
 
 def webhook_source(source_id: uuid.UUID) -> EventSource:
@@ -50,9 +47,7 @@ def signature_verify(source: EventSource, request: HttpRequest, raw: bytes) -> N
     """With a secret set, the header must hold HMAC-SHA256(secret, body) in hex."""
     if not source.bridge_secret:
         return
-    config = (source.bridge_config or {}).get("signature") or {}
-    header = config.get("header") or DEFAULT_SIGNATURE_HEADER
-    prefix = config.get("prefix", DEFAULT_SIGNATURE_PREFIX)
+    header, prefix = signature_header(source.bridge_config)
     sent = request.headers.get(header, "").strip()
     if not sent:
         raise DomainError(
