@@ -17,6 +17,7 @@ from apps.events.dispatch import dispatcher_flush
 from apps.events.groupcommit import group_writer
 from apps.sources import selectors as source_selectors
 from apps.sources.models import EventSource
+from apps.workflows.services.inputs import version_graph
 from cdp.celery import app as celery_app
 from cdp.queues import queue_names
 from cdp.shared_version import forget_all
@@ -56,6 +57,9 @@ def _isolated_state() -> Iterator[None]:
     conf.task_eager_propagates = True
     cache.clear()
     forget_all()  # the versions held from the previous test's cache
+    # Compiled graphs are kept per process by version id, and a rolled-back test gives its
+    # ids to the next one on SQLite: a graph of the previous test must not be found by id.
+    version_graph.cache_clear()
     source_selectors.source_cache_clear()
     yield
     # Ids a test left with the background dispatcher are published now, not in a later test.
