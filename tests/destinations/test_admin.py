@@ -4,7 +4,6 @@ destination's counts, chart and mapping preview, replays."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,12 +19,6 @@ from tests.users import user_with_perms
 pytestmark = pytest.mark.django_db
 
 SECRET = "pa55-w0rd-zzz"
-
-
-@pytest.fixture
-def target() -> Iterator[WebhookTarget]:
-    with WebhookTarget() as server:
-        yield server
 
 
 @pytest.fixture

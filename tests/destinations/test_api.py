@@ -3,7 +3,6 @@ stored, test sends, pause/resume, the deliveries log with filters, replays, the 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,12 +16,6 @@ from tests.factories import Sender
 from tests.users import token_client, user_with_perms
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def target() -> Iterator[WebhookTarget]:
-    with WebhookTarget() as server:
-        yield server
 
 
 def _error(response: Any, status: int, field: str | None) -> dict[str, Any]:

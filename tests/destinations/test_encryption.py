@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -24,12 +23,6 @@ pytestmark = pytest.mark.django_db
 
 PASSWORD = "s3cr3t-pa55w0rd-XYZ"
 TOKEN = "tok-abcdef-0123456789"
-
-
-@pytest.fixture
-def target() -> Iterator[WebhookTarget]:
-    with WebhookTarget() as server:
-        yield server
 
 
 def _dump() -> str:

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +25,6 @@ from tests.destinations.target import WebhookTarget
 from tests.factories import Sender
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def target() -> Iterator[WebhookTarget]:
-    with WebhookTarget() as server:
-        yield server
 
 
 @pytest.mark.django_db

@@ -3,7 +3,6 @@ merge) is delivered like any profile change, with the ids merged into it as `mer
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,17 +16,6 @@ from tests.destinations.target import WebhookTarget
 from tests.factories import Sender, profile_of
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def target() -> Iterator[WebhookTarget]:
-    with WebhookTarget() as server:
-        yield server
-
-
-@pytest.fixture
-def send(tracker: Any) -> Sender:
-    return Sender(tracker)
 
 
 def _watching(target: WebhookTarget, *traits: str, path: str = "/ok", **config: Any) -> Destination:

@@ -3,10 +3,7 @@ erase is forwarded (a `profile_deleted` delivery) to the destinations that suppo
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
-
-import pytest
 
 from apps.destinations.models import Delivery, ProfileSyncState
 from tests.consents.privacy_people import zip_files
@@ -15,12 +12,6 @@ from tests.destinations.target import WebhookTarget
 from tests.factories import Sender, profile_of
 
 URL = "/api/v1/privacy-requests"
-
-
-@pytest.fixture
-def target() -> Iterator[WebhookTarget]:
-    with WebhookTarget() as running:
-        yield running
 
 
 def done(api_client: Any, capture: Any, **body: Any) -> dict[str, Any]:

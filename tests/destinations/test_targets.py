@@ -27,11 +27,6 @@ from tests.redis_server import RedisServer, free_port, redis_server_binary
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def send(tracker: Any) -> Sender:
-    return Sender(tracker)
-
-
 # --- Redis stream -----------------------------------------------------------------------------
 
 

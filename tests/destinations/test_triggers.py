@@ -3,7 +3,6 @@ node send_to_destination, http_request with a resource, consents, profile deleti
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,17 +18,6 @@ from tests.destinations.target import WebhookTarget
 from tests.factories import PRO, Sender, chain, node, profile_of, published, route, segment_make
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def target() -> Iterator[WebhookTarget]:
-    with WebhookTarget() as server:
-        yield server
-
-
-@pytest.fixture
-def send(tracker: Any) -> Sender:
-    return Sender(tracker)
 
 
 def _people(distinct_id: str, **ops: Any) -> None:
