@@ -98,7 +98,7 @@ def _hasher(secret: bytes) -> Callable[[Any], Any]:
         if value is None:  # null stays null: nothing to hide
             return None
         step = inner.copy()
-        step.update(value.encode() if type(value) is str else orjson.dumps(value))
+        step.update(value.encode() if isinstance(value, str) else orjson.dumps(value))
         result = outer.copy()
         result.update(step.digest())
         return result.hexdigest()
@@ -110,7 +110,7 @@ def mask_value(value: Any) -> Any:
     """Keep the shape, hide the content: `john@example.com` -> `j***@example.com`; other text
     keeps its first character and separators; numbers become stars of their length; objects
     and lists are masked value by value; null stays null."""
-    if type(value) is str:  # text first, and inline: most masked values are text
+    if isinstance(value, str):  # text first, and inline: most masked values are text
         if "@" in value:
             local, _, domain = value.partition("@")
             if local and "." in domain:
@@ -123,8 +123,6 @@ def mask_value(value: Any) -> Any:
         return value[0] + stars
     if value is None:
         return None
-    if isinstance(value, str):
-        return mask_value(str(value))
     if isinstance(value, bool):
         return "*"
     if isinstance(value, int | float):

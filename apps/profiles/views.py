@@ -136,7 +136,7 @@ def people(
         message_id=message_id,
         apply=lambda: services.people_apply(distinct_id=distinct_id, ops=ops, at=at),
     )
-    if result is None:  # applied before: what it made is there, nothing more is done
+    if result is None:  # a duplicate: what it made is there, nothing more is done
         return json_response(
             {
                 "profile_id": _profile_id(distinct_id),
