@@ -373,7 +373,7 @@ CDP_REDISPATCH_AFTER_SECONDS = env.int("CDP_REDISPATCH_AFTER_SECONDS", default=1
 CDP_DISPATCH_MODE = env.str("CDP_DISPATCH_MODE", default="background" if REDIS_URL else "inline")
 if CDP_DISPATCH_MODE not in ("inline", "background"):
     raise ValueError(f"CDP_DISPATCH_MODE must be inline or background, not {CDP_DISPATCH_MODE!r}")
-CDP_DISPATCH_INTERVAL_MS = env.int("CDP_DISPATCH_INTERVAL_MS", default=50)
+CDP_DISPATCH_INTERVAL_MS = env.int("CDP_DISPATCH_INTERVAL_MS", default=200)
 CDP_PROCESS_BATCH_SIZE = env.int("CDP_PROCESS_BATCH_SIZE", default=1000)
 # How many reverse proxies in front of us append to X-Forwarded-For (0: use REMOTE_ADDR).
 CDP_TRUSTED_PROXY_COUNT = env.int("CDP_TRUSTED_PROXY_COUNT", default=0)

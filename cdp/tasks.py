@@ -70,22 +70,35 @@ def enqueue(
         # In-process, an unknown name would be sent to the broker and never run.
         raise LookupError(f"No task {name!r} is registered: import its app's tasks in ready()")
     signature = celery_app.signature(name)
-    messages: list[tuple[Any, ...]]
+    messages: list[tuple[tuple[Any, ...], dict[str, Any]]]
+    options: dict[str, Any] = {"eta": eta} if eta is not None else {}
     if chunk is not None:
         ids, rest = list(args[0]), tuple(args[1:])
-        messages = [(ids[i : i + chunk], *rest) for i in range(0, len(ids), chunk)]
+        messages = [
+            ((part, *rest), {**options, "argsrepr": _ids_repr(part, rest)})
+            for part in (ids[i : i + chunk] for i in range(0, len(ids), chunk))
+        ]
     else:
-        messages = [tuple(args)]
-    options: dict[str, Any] = {"eta": eta} if eta is not None else {}
+        messages = [(tuple(args), options)]
     try:
-        for message in messages:
-            signature.apply_async(message, **options)
+        for message, message_options in messages:
+            signature.apply_async(message, **message_options)
     except Exception as exc:  # kombu/redis raise many kinds; all mean "not queued"
         if eager_reraise and celery_app.conf.task_always_eager:
             raise
         logger.log(log_level, "Could not queue %s (%s)", description, exc)
         return False
     return True
+
+
+def _ids_repr(ids: Sequence[Any], rest: tuple[Any, ...]) -> str:
+    """What monitoring (celery events, flower) shows of a chunk's arguments: the number of ids
+    and the first few, rather than Celery's repr of up to a thousand of them, which cost more
+    than the rest of the publish."""
+    head = ", ".join(repr(i) for i in ids[:3])
+    more = f", ... ({len(ids)} ids)" if len(ids) > 3 else ""
+    tail = "".join(f", {value!r}"[:200] for value in rest)
+    return f"([{head}{more}]{tail})"
 
 
 def enqueue_on_commit(

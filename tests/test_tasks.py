@@ -92,3 +92,20 @@ def test_in_process_a_failing_task_is_raised_when_asked(monkeypatch: Any) -> Non
 def test_an_unknown_task_name_is_refused_in_process() -> None:
     with pytest.raises(LookupError, match=r"apps\.nowhere\.tasks\.nothing"):
         enqueue("apps.nowhere.tasks.nothing", [], description="nothing")
+
+
+def test_a_chunk_of_ids_shows_its_size_not_its_thousand_ids(monkeypatch: Any) -> None:
+    """Monitoring (celery events, flower) shows argsrepr: a short summary of each chunk."""
+    options: list[dict[str, Any]] = []
+    task = segment_tasks.reevaluate_profiles
+    monkeypatch.setattr(task, "apply_async", lambda args, kwargs=None, **o: options.append(o))
+    ids = [f"person-{n}" for n in range(1500)]
+    assert enqueue(task, [ids], chunk=1000, description="x")
+    assert [o["argsrepr"] for o in options] == [
+        "(['person-0', 'person-1', 'person-2', ... (1000 ids)])",
+        "(['person-1000', 'person-1001', 'person-1002', ... (500 ids)])",
+    ]
+    message = celery_app.amqp.as_task_v2(
+        "an-id", task.name, args=(ids[:1000],), argsrepr=options[0]["argsrepr"]
+    )
+    assert message.headers["argsrepr"] == options[0]["argsrepr"]
