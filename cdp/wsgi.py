@@ -1,8 +1,11 @@
-"""WSGI entry point (gunicorn cdp.wsgi)."""
+"""WSGI entry point (gunicorn cdp.wsgi, runserver): tracking requests are served before
+Django's handler (cdp/fastpath.py), every other one by it."""
 
 import os
 
 from django.core.wsgi import get_wsgi_application
 
+from cdp.fastpath import TrackingWSGIApplication
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cdp.settings")
-application = get_wsgi_application()
+application = TrackingWSGIApplication(get_wsgi_application())
