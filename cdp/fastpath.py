@@ -127,4 +127,6 @@ class TrackingWSGIApplication:
             ],
         )
         request.close()
+        if response.streaming:  # not a tracking view's answer, but answered whole all the same
+            return response
         return [response.content]

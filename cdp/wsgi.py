@@ -3,9 +3,10 @@ Django's handler (cdp/fastpath.py), every other one by it."""
 
 import os
 
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cdp.settings")
+
 from django.core.wsgi import get_wsgi_application
 
 from cdp.fastpath import TrackingWSGIApplication
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cdp.settings")
 application = TrackingWSGIApplication(get_wsgi_application())

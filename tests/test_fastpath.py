@@ -207,3 +207,21 @@ def test_gunicorns_tracking_path_releases_the_database_connection_it_used(
     body, headers = _track(source, "w1")
     assert wsgi("POST", "/api/track", body, **headers)[0] == "200 OK"
     assert connection.connection is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_gunicorns_tracking_path_sends_a_streamed_answer_whole(
+    wsgi: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.http import StreamingHttpResponse
+    from django.urls import ResolverMatch
+
+    def streaming_view(request: Any) -> StreamingHttpResponse:
+        return StreamingHttpResponse(iter([b"part one, ", b"part two"]))
+
+    monkeypatch.setattr(
+        "cdp.fastpath.TrackingRoutes.match",
+        lambda self, path: ResolverMatch(streaming_view, (), {}),
+    )
+    status, _, content = wsgi("GET", "/api/track")
+    assert (status, content) == ("200 OK", b"part one, part two")
