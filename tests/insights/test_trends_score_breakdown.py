@@ -24,9 +24,12 @@ def test_trends_break_down_by_score_tenths(tracker: Any) -> None:
         name="purchase_14d", target_event="purchase", categorical_traits=["plan"]
     )
     with TestCase.captureOnCommitCallbacks(execute=True):
-        services.score_train_request(definition=definition)
+        version = services.score_train_request(definition=definition)
+    version.refresh_from_db()
+    # Seen once in a full run on SQLite, never alone: no score at all. Say why if it recurs.
+    assert version.status == "active", (version.status, version.reason, version.metrics)
     scores = dict(ProfileScore.objects.values_list("profile_id", "value"))
-    assert len(scores) == len(history.people)
+    assert len(scores) == len(history.people), (version.scored_profiles, version.scored_at)
     # One person without a score (scored before they came): counted under "(none)".
     newcomer = profile_of(history.people[0])
     ProfileScore.objects.filter(profile=newcomer).delete()
