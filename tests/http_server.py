@@ -21,6 +21,16 @@ class Recorder(BaseHTTPRequestHandler):
 
     def _reply(self) -> None:
         server: LocalServer = self.server  # type: ignore[assignment]
+        with server.lock:
+            server.in_flight += 1
+            server.most_in_flight = max(server.most_in_flight, server.in_flight)
+        try:
+            self._answer(server)
+        finally:
+            with server.lock:
+                server.in_flight -= 1
+
+    def _answer(self, server: LocalServer) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         with server.lock:
@@ -63,6 +73,9 @@ class LocalServer(ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.requests: list[dict[str, Any]] = []
         self.flaky = 0
+        # Requests being answered at once now, and the most there ever were.
+        self.in_flight = 0
+        self.most_in_flight = 0
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that timed out (the timeout tests) closed its end: nothing to report.

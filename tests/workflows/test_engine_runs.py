@@ -3,7 +3,6 @@ limit, traces and their bounds."""
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 from typing import Any
 
@@ -37,13 +36,12 @@ def test_parallel_branches_run_concurrently(tracker: Any, http_server: LocalServ
         ],
     }
     route(published(graph), "signup")
-    begin = time.monotonic()
     track(tracker, "signup", x=1)
-    elapsed = time.monotonic() - begin
     run = WorkflowRun.objects.get()
     assert run.status == RunStatus.SUCCEEDED, run.error
     assert len(http_server.requests) == 2
-    assert elapsed < 1.8, f"two 1-second calls on parallel branches took {elapsed:.2f}s"
+    # Both 1-second calls were being answered at the same time (however slow the machine).
+    assert http_server.most_in_flight == 2
     assert profile_of("u1").traits == {"a": 1, "b": 2}
 
 
