@@ -15,6 +15,7 @@ from rest_framework.test import APIClient
 
 from apps.events.dispatch import dispatcher_flush
 from apps.events.groupcommit import group_writer
+from apps.events.ratelimit import rate_limit_forget
 from apps.sources import selectors as source_selectors
 from apps.sources.models import EventSource
 from apps.workflows.services.inputs import version_graph
@@ -56,6 +57,7 @@ def _isolated_state() -> Iterator[None]:
     conf.task_always_eager = True
     conf.task_eager_propagates = True
     cache.clear()
+    rate_limit_forget()  # this process's counts of the shared ones just cleared
     forget_all()  # the versions held from the previous test's cache
     # Compiled graphs are kept per process by version id, and a rolled-back test gives its
     # ids to the next one on SQLite: a graph of the previous test must not be found by id.
