@@ -150,7 +150,7 @@ def test_redis_url_switches_to_the_redis_broker_and_cache():
 
     assert settings["broker"] == "redis://cache.example.com:6379/2"
     assert settings["eager"] is False  # a real worker runs the tasks
-    assert settings["cache"] == "django.core.cache.backends.redis.RedisCache"
+    assert settings["cache"] == "cdp.cache.RedisCache"
     assert settings["cache_location"] == "redis://cache.example.com:6379/2"
 
 

@@ -86,7 +86,7 @@ def _count(key: str, n_events: int) -> int:
     backend = caches["default"]
     if isinstance(backend, RedisCache):
         full_key = backend.make_and_validate_key(key)
-        pipe = _client(backend, full_key).pipeline(transaction=False)
+        pipe = backend._cache.get_client(full_key, write=True).pipeline(transaction=False)
         pipe.incrby(full_key, n_events)
         pipe.expire(full_key, WINDOW_TTL_SECONDS)
         count, _ = pipe.execute()
@@ -96,14 +96,3 @@ def _count(key: str, n_events: int) -> int:
         return int(cache.incr(key, n_events))
     except ValueError:  # the key expired between add and incr
         return n_events
-
-
-def _client(backend: RedisCache, key: str) -> Any:
-    """A redis client on the backend's connection pool, made once per backend (caches are per
-    thread). Django's get_client() makes a new one per call, and building a client (its table
-    of reply parsers) costs more CPU than the round trip to Redis itself."""
-    client = getattr(backend, "_cdp_rate_client", None)
-    if client is None:
-        client = backend._cache.get_client(key, write=True)
-        backend._cdp_rate_client = client  # type: ignore[attr-defined]
-    return client
