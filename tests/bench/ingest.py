@@ -259,25 +259,31 @@ def _post_batches(port: int, write_key: str, bodies: list[bytes], clients: int) 
 
 
 def _copy_rows(events: list[dict[str, Any]], source_id: str) -> list[tuple[Any, ...]]:
-    """The rows the API would store for these events, for COPY."""
+    """The rows the API would store for these events, for COPY, in the order of the columns
+    the API's insert writes (named here, so that a new column fails loudly, not silently)."""
     import orjson
 
+    from apps.events.storage import _COLUMNS
+
     now = datetime.now(tz=UTC)
-    return [
-        (
-            source_id,
-            e["message_id"],
-            e["event_name"],
-            e["distinct_id"],
-            "custom",
-            e["timestamp"],
-            now,
-            orjson.dumps(e["properties"]).decode(),
-            orjson.dumps({**e["context"], "ip": "127.0.0.1"}).decode(),
-            "",
-        )
-        for e in events
-    ]
+    rows = []
+    for e in events:
+        row = {
+            "source_id": source_id,
+            "message_id": e["message_id"],
+            "event_name": e["event_name"],
+            "distinct_id": e["distinct_id"],
+            "category": "custom",
+            "timestamp": e["timestamp"],
+            "received_at": now,
+            "properties": orjson.dumps(e["properties"]).decode(),
+            "context": orjson.dumps({**e["context"], "ip": "127.0.0.1"}).decode(),
+            "session_key": "",
+            "platform": False,
+            "personless": False,
+        }
+        rows.append(tuple(row[column] for column in _COLUMNS))
+    return rows
 
 
 def _copy(rows: list[tuple[Any, ...]], batch_size: int) -> float:
