@@ -93,8 +93,8 @@ def enqueue(
 
 def _ids_repr(ids: Sequence[Any], rest: tuple[Any, ...]) -> str:
     """What monitoring (celery events, flower) shows of a chunk's arguments: the number of ids
-    and the first few, rather than Celery's repr of up to a thousand of them, which cost more
-    than the rest of the publish."""
+    and the first few, rather than Celery's repr of them cut at 1,024 characters (which also
+    spares the publish that repr: 0.74 -> 0.70 ms of CPU for ten ids)."""
     head = ", ".join(repr(i) for i in ids[:3])
     more = f", ... ({len(ids)} ids)" if len(ids) > 3 else ""
     tail = "".join(f", {value!r}"[:200] for value in rest)
